@@ -1,0 +1,34 @@
+//! Liveness, readiness and metrics.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::Json;
+use http::StatusCode;
+use serde_json::json;
+
+use crate::app::AppState;
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the store answers: without it no memory request can be served in full.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": e.to_string()})),
+        ),
+    }
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let outbox = state.store.outbox_counts().await.ok();
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(outbox, state.usage.dropped()),
+    )
+}

@@ -1,0 +1,69 @@
+//! Everything a request handler, the admin API and the worker share, built once at start.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::auth::KeyRing;
+use crate::config::Config;
+use crate::llm::LlmClient;
+use crate::memory::facts::FactsEngine;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::usage::{UsageSink, UsageWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage: {0}")]
+    Store(#[from] crate::error::StoreError),
+    #[error("internal client: {0}")]
+    Client(String),
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub engine: FactsEngine,
+    pub metrics: Metrics,
+    pub usage: UsageSink,
+    /// Wakes the ingest worker as soon as a turn is in the outbox.
+    pub outbox_ready: Notify,
+}
+
+impl AppState {
+    /// Connects the store (migrating it if configured) and builds the shared state. The usage
+    /// writer is returned to be spawned on the runtime that will own it.
+    pub async fn init(config: Config) -> Result<(Arc<Self>, UsageWriter), StartError> {
+        let keys = KeyRing::from_config(&config.auth)?;
+        if keys.is_empty() {
+            tracing::warn!("no API keys configured: every memory request will be refused with 401");
+        }
+        let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
+        if config.storage.migrate_on_start {
+            store.migrate().await?;
+        }
+        let (usage, usage_writer) = UsageSink::new(store.clone());
+        let llm = LlmClient::new(&config, usage.clone()).map_err(StartError::Client)?;
+        let engine = FactsEngine::new(
+            store.clone(),
+            llm,
+            config.extraction.clone(),
+            &config.memory,
+        );
+        Ok((
+            Arc::new(Self {
+                config,
+                store,
+                keys,
+                engine,
+                metrics: Metrics::default(),
+                usage,
+                outbox_ready: Notify::new(),
+            }),
+            usage_writer,
+        ))
+    }
+}

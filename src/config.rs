@@ -1,0 +1,526 @@
+//! Configuration: a TOML file, then `MEMGATE_<SECTION>__<KEY>` environment overrides, then
+//! `validate()`. Unknown keys are refused with their path, so a typo fails at start, not at the
+//! first request that needed the setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+pub const ENV_PREFIX: &str = "MEMGATE_";
+pub const DEFAULT_CONFIG_PATH: &str = "config/memgate.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("config key `{path}`: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub proxy: ProxyConfig,
+    pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
+    pub storage: StorageConfig,
+    pub memory: MemoryConfig,
+    pub embeddings: EmbeddingsConfig,
+    pub extraction: ExtractionConfig,
+    pub internal: InternalConfig,
+    pub graph: GraphConfig,
+    pub auth: AuthConfig,
+    pub worker: WorkerConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    pub listen: String,
+    /// Bodies of intercepted requests are buffered whole (they must be checked before anything
+    /// is forwarded), so this bounds the memory one request can take.
+    pub max_body_bytes: usize,
+    /// Worker threads of the proxy listener; 0 means one per core.
+    pub threads: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_body_bytes: 32 * 1024 * 1024,
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: String,
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8081".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    pub url: String,
+    pub connect_timeout_ms: u64,
+    /// Longest silence tolerated between two chunks of an upstream answer.
+    pub read_timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:4000".into(),
+            connect_timeout_ms: 5_000,
+            read_timeout_ms: 600_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub url: String,
+    pub migrate_on_start: bool,
+    pub max_connections: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/memgate.db".into(),
+            migrate_on_start: true,
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Facts injected into a request.
+    pub top_k: usize,
+    /// Time a request may spend on retrieval (embedding included) before it goes upstream
+    /// without context.
+    pub retrieval_budget_ms: u64,
+    /// Create an unknown session on first use (in the caller's org) instead of answering 404.
+    pub auto_create_sessions: bool,
+    pub default_engine: String,
+    /// Longest fact rendered into the context block; longer ones are cut.
+    pub max_fact_chars: usize,
+    /// Cosine similarity above which a new fact is a duplicate of a stored one.
+    pub dedup_threshold: f32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            top_k: 3,
+            retrieval_budget_ms: 250,
+            auto_create_sessions: false,
+            default_engine: "mem0".into(),
+            max_fact_chars: 300,
+            dedup_threshold: 0.9,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingsConfig {
+    pub model: String,
+    pub dimensions: usize,
+}
+
+impl Default for EmbeddingsConfig {
+    fn default() -> Self {
+        Self {
+            model: "text-embedding-3-small".into(),
+            dimensions: 1536,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractionConfig {
+    pub model: String,
+    /// Off: facts are the user's declarative sentences, no LLM call.
+    pub enabled: bool,
+    /// On: new facts are reconciled with similar stored ones by an LLM ADD/UPDATE/DELETE/NONE
+    /// decision, as Mem0 does. Off: near-duplicates are dropped by cosine similarity.
+    pub llm_updates: bool,
+    pub max_retries: u32,
+}
+
+impl Default for ExtractionConfig {
+    fn default() -> Self {
+        Self {
+            model: "gpt-4o-mini".into(),
+            enabled: true,
+            llm_updates: false,
+            max_retries: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalConfig {
+    /// Service-account key for the embedding and extraction calls memgate makes itself.
+    pub api_key: Option<Secret>,
+    /// Extra headers on internal calls, e.g. `x-litellm-tags = "memgate,platform"`.
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphConfig {
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub keys_file: Option<PathBuf>,
+    pub keys: Vec<KeyEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// Plain key: for development only; production configs carry `key_sha256`.
+    pub key: Option<Secret>,
+    pub key_sha256: Option<String>,
+    pub org: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub poll_interval_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub concurrency: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1_000,
+            max_attempts: 8,
+            backoff_base_ms: 500,
+            backoff_max_ms: 300_000,
+            concurrency: 2,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (a missing default file is fine: defaults apply), applies the environment
+    /// and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &vars)
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let mut table = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                source: Box::new(e),
+            })?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        apply_env(&mut table, vars)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Invalid {
+                    path: e.path().to_string(),
+                    reason: e.inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |path: &str, reason: String| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        };
+        for (path, addr) in [
+            ("proxy.listen", &self.proxy.listen),
+            ("admin.listen", &self.admin.listen),
+        ] {
+            addr.parse::<SocketAddr>()
+                .map_err(|e| invalid(path, format!("`{addr}` is not host:port ({e})")))?;
+        }
+        let upstream = reqwest::Url::parse(&self.upstream.url)
+            .map_err(|e| invalid("upstream.url", e.to_string()))?;
+        if !matches!(upstream.scheme(), "http" | "https") || upstream.host_str().is_none() {
+            return Err(invalid(
+                "upstream.url",
+                "must be an http:// or https:// URL with a host".into(),
+            ));
+        }
+        if !self.storage.url.starts_with("sqlite:") {
+            return Err(invalid(
+                "storage.url",
+                "only sqlite:// is supported by this build".into(),
+            ));
+        }
+        if self.proxy.max_body_bytes == 0 {
+            return Err(invalid("proxy.max_body_bytes", "must be above 0".into()));
+        }
+        if self.memory.top_k == 0 || self.memory.top_k > 50 {
+            return Err(invalid("memory.top_k", "must be between 1 and 50".into()));
+        }
+        if !(0.0..=1.0).contains(&self.memory.dedup_threshold) {
+            return Err(invalid(
+                "memory.dedup_threshold",
+                "must be between 0 and 1".into(),
+            ));
+        }
+        if self.memory.default_engine != crate::memory::MEM0_ENGINE {
+            return Err(invalid(
+                "memory.default_engine",
+                format!("unknown engine `{}`", self.memory.default_engine),
+            ));
+        }
+        if self.embeddings.dimensions == 0 || self.embeddings.dimensions > 16_000 {
+            return Err(invalid(
+                "embeddings.dimensions",
+                "must be between 1 and 16000".into(),
+            ));
+        }
+        for (i, key) in self.auth.keys.iter().enumerate() {
+            key.validate()
+                .map_err(|reason| invalid(&format!("auth.keys[{i}]"), reason))?;
+        }
+        Ok(())
+    }
+}
+
+impl KeyEntry {
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.key, &self.key_sha256) {
+            (Some(_), Some(_)) => Err("give either `key` or `key_sha256`, not both".into()),
+            (None, None) => Err("needs `key` or `key_sha256`".into()),
+            (None, Some(hash)) if hash.len() != 64 || hex::decode(hash).is_err() => {
+                Err("`key_sha256` must be 64 hex digits".into())
+            }
+            _ if self.org.trim().is_empty() => Err("`org` must not be empty".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes `MEMGATE_SECTION__KEY=value` into the table. The value takes the type of the default
+/// at that place (so `MEMGATE_MEMORY__TOP_K=5` is a number and `MEMGATE_PROXY__LISTEN` a string);
+/// keys without a default are strings, and tables or arrays are given as inline TOML.
+fn apply_env(table: &mut toml::Table, vars: &[(String, String)]) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+        path: String::new(),
+        reason: e.to_string(),
+    })?;
+    for (var, raw) in vars {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let env_err = |reason: String| ConfigError::Env {
+            var: var.clone(),
+            reason,
+        };
+        let default = defaults
+            .get(&section)
+            .and_then(|s| s.as_table())
+            .and_then(|s| s.get(&key));
+        let value = typed_env_value(raw, default).map_err(env_err)?;
+        let section_table = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section_table) = section_table.as_table_mut() else {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                reason: format!("`{section}` is not a section"),
+            });
+        };
+        section_table.insert(key, value);
+    }
+    Ok(())
+}
+
+fn typed_env_value(raw: &str, default: Option<&toml::Value>) -> Result<toml::Value, String> {
+    use toml::Value;
+    let parse_inline = |raw: &str| {
+        toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| format!("`{raw}` is not a TOML value"))
+    };
+    Ok(match default {
+        None | Some(Value::String(_)) => Value::String(raw.to_string()),
+        Some(Value::Integer(_)) => Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("`{raw}` is not an integer"))?,
+        ),
+        Some(Value::Float(_)) => Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("`{raw}` is not a number"))?,
+        ),
+        Some(Value::Boolean(_)) => Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(format!("`{raw}` is not a boolean")),
+        }),
+        Some(_) => parse_inline(raw)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_design_table() {
+        let c = Config::load_with_env(None, &[]).unwrap();
+        assert_eq!(c.proxy.listen, "0.0.0.0:8080");
+        assert_eq!(c.admin.listen, "0.0.0.0:8081");
+        assert_eq!(c.upstream.url, "http://127.0.0.1:4000");
+        assert_eq!(c.storage.url, "sqlite://data/memgate.db");
+        assert_eq!(c.embeddings.model, "text-embedding-3-small");
+        assert_eq!(c.embeddings.dimensions, 1536);
+        assert_eq!(c.extraction.model, "gpt-4o-mini");
+        assert_eq!(c.memory.top_k, 3);
+        assert_eq!(c.memory.retrieval_budget_ms, 250);
+        assert_eq!(c.proxy.max_body_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn env_overrides_take_the_type_of_the_default() {
+        let c = Config::load_with_env(
+            None,
+            &env(&[
+                ("MEMGATE_PROXY__LISTEN", "127.0.0.1:9000"),
+                ("MEMGATE_MEMORY__TOP_K", "5"),
+                ("MEMGATE_EXTRACTION__ENABLED", "false"),
+                ("MEMGATE_INTERNAL__API_KEY", "sk-internal"),
+                ("MEMGATE_MEMORY__DEDUP_THRESHOLD", "0.8"),
+                (
+                    "MEMGATE_INTERNAL__HEADERS",
+                    "{ x-litellm-tags = \"memgate\" }",
+                ),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.proxy.listen, "127.0.0.1:9000");
+        assert_eq!(c.memory.top_k, 5);
+        assert!(!c.extraction.enabled);
+        assert_eq!(c.internal.api_key.unwrap().expose(), "sk-internal");
+        assert!((c.memory.dedup_threshold - 0.8).abs() < 1e-6);
+        assert_eq!(c.internal.headers["x-litellm-tags"], "memgate");
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let err = Config::load_with_env(None, &env(&[("MEMGATE_PROXY__LISTN", "x")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("proxy"), "{msg}");
+        assert!(msg.contains("listn"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_in_env_is_refused() {
+        let err = Config::load_with_env(None, &env(&[("MEMGATE_MEMORY__TOP_K", "three")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MEMGATE_MEMORY__TOP_K"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/memgate.toml")), &[]);
+        assert!(matches!(err, Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn key_entries_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[[auth.keys]]\nkey_sha256 = \"abc\"\norg = \"acme\"\nrole = \"admin\"\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(Some(&path), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.keys[0]"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_config_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        Config::load_with_env(Some(&path), &[]).unwrap();
+    }
+}

@@ -1,0 +1,184 @@
+//! Errors by domain, and their one conversion to the OpenAI error shape
+//! `{"error":{"message","type","code"}}` used on both listeners.
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("upstream request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("upstream answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("upstream answer is not what was asked for: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+/// An error as a client sees it: status, OpenAI `type` and a stable `code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(
+        status: u16,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "authentication_error", "invalid_api_key", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "permission_error", "forbidden", message)
+    }
+
+    pub fn session_not_found(memory_id: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            "memory_session_not_found",
+            format!("memory session `{memory_id}` not found"),
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "invalid_request_error", "not_found", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(409, "invalid_request_error", code, message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    pub fn body_too_large() -> Self {
+        Self::new(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            "request body is too large",
+        )
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(422, "invalid_request_error", code, message)
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(502, "upstream_error", "upstream_unavailable", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal_error", "internal_error", message)
+    }
+
+    pub fn body(&self) -> Bytes {
+        let value = json!({
+            "error": {"message": self.message, "type": self.kind, "code": self.code}
+        });
+        Bytes::from(value.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => {
+                Self::conflict("already_exists", format!("{what} already exists"))
+            }
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                Self::internal("storage failure")
+            }
+        }
+    }
+}
+
+impl From<MemoryError> for ApiError {
+    fn from(e: MemoryError) -> Self {
+        match e {
+            MemoryError::Store(s) => s.into(),
+            MemoryError::Llm(l) => {
+                tracing::warn!(error = %l, "internal LLM call failed");
+                Self::bad_gateway(format!("internal model call failed: {l}"))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            self.body(),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_openai_shape() {
+        let e = ApiError::session_not_found("user-alice");
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "memory_session_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("user-alice"));
+        assert_eq!(e.status, 404);
+    }
+}

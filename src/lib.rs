@@ -1,0 +1,17 @@
+//! memgate: a sidecar reverse proxy that gives an OpenAI-compatible LLM gateway long-term
+//! memory. See README.md for what it does and DESIGN notes in the module docs for how.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod llm;
+pub mod memory;
+pub mod metrics;
+pub mod proxy;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod usage;
+pub mod worker;

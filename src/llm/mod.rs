@@ -1,0 +1,222 @@
+//! memgate's own calls to the gateway: embeddings and JSON chat completions, under the
+//! service-account key, with the token usage of each reported as platform spend of the org
+//! it was made for.
+
+pub mod prompts;
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::error::LlmError;
+use crate::usage::{Purpose, UsageEvent, UsageSink};
+
+#[derive(Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    base: String,
+    headers: HeaderMap,
+    embedding_model: String,
+    dimensions: usize,
+    extraction_model: String,
+    max_retries: u32,
+    usage: UsageSink,
+}
+
+impl LlmClient {
+    pub fn new(config: &Config, usage: UsageSink) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &config.internal.api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map_err(|_| "internal.api_key contains characters not allowed in a header")?;
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        for (name, value) in &config.internal.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("internal.headers: `{name}` is not a header name"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("internal.headers: bad value for `{name}`"))?;
+            headers.insert(name, value);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.upstream.connect_timeout_ms))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            http,
+            base: config.upstream.url.trim_end_matches('/').to_string(),
+            headers,
+            embedding_model: config.embeddings.model.clone(),
+            dimensions: config.embeddings.dimensions,
+            extraction_model: config.extraction.model.clone(),
+            max_retries: config.extraction.max_retries,
+            usage,
+        })
+    }
+
+    pub async fn embed(
+        &self,
+        org: &str,
+        purpose: Purpose,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = json!({
+            "model": self.embedding_model,
+            "input": texts,
+            "dimensions": self.dimensions,
+            "encoding_format": "float",
+        });
+        let answer = self.post(org, purpose, "/v1/embeddings", &body).await?;
+        self.record_usage(org, purpose, &self.embedding_model, &answer);
+        let mut rows: Vec<(usize, Vec<f32>)> = answer["data"]
+            .as_array()
+            .ok_or_else(|| LlmError::Decode("embeddings answer has no `data` array".into()))?
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let index = row["index"].as_u64().map_or(i, |x| x as usize);
+                let vector = row["embedding"]
+                    .as_array()
+                    .map(|xs| {
+                        xs.iter()
+                            .filter_map(|x| x.as_f64())
+                            .map(|x| x as f32)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (index, vector)
+            })
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        if rows.len() != texts.len() {
+            return Err(LlmError::Decode(format!(
+                "asked for {} embeddings, got {}",
+                texts.len(),
+                rows.len()
+            )));
+        }
+        if let Some((_, bad)) = rows.iter().find(|(_, v)| v.len() != self.dimensions) {
+            return Err(LlmError::Decode(format!(
+                "embedding has {} dimensions, embeddings.dimensions is {}",
+                bad.len(),
+                self.dimensions
+            )));
+        }
+        Ok(rows.into_iter().map(|r| r.1).collect())
+    }
+
+    /// A chat completion that must answer a JSON object; retried with backoff on any failure
+    /// (transport, status, or an answer that is not JSON).
+    pub async fn chat_json(
+        &self,
+        org: &str,
+        purpose: Purpose,
+        system: &str,
+        user: &str,
+    ) -> Result<Value, LlmError> {
+        let body = json!({
+            "model": self.extraction_model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "response_format": {"type": "json_object"},
+            "temperature": 0,
+        });
+        let mut attempt = 0;
+        loop {
+            match self.chat_json_once(org, purpose, &body).await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt >= self.max_retries => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "internal chat call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(6))).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn chat_json_once(
+        &self,
+        org: &str,
+        purpose: Purpose,
+        body: &Value,
+    ) -> Result<Value, LlmError> {
+        let answer = self
+            .post(org, purpose, "/v1/chat/completions", body)
+            .await?;
+        self.record_usage(org, purpose, &self.extraction_model, &answer);
+        let content = answer["choices"][0]["message"]["content"]
+            .as_str()
+            .ok_or_else(|| LlmError::Decode("chat answer has no message content".into()))?;
+        serde_json::from_str(strip_code_fence(content))
+            .map_err(|e| LlmError::Decode(format!("chat answer is not JSON: {e}")))
+    }
+
+    async fn post(
+        &self,
+        org: &str,
+        purpose: Purpose,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, LlmError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .headers(self.headers.clone())
+            .header("x-memgate-org", org)
+            .header("x-memgate-purpose", purpose.as_str())
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if !status.is_success() {
+            return Err(LlmError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| LlmError::Decode(e.to_string()))
+    }
+
+    fn record_usage(&self, org: &str, purpose: Purpose, model: &str, answer: &Value) {
+        let usage = &answer["usage"];
+        self.usage.record(UsageEvent {
+            org: org.to_string(),
+            purpose,
+            model: answer["model"].as_str().unwrap_or(model).to_string(),
+            prompt_tokens: usage["prompt_tokens"].as_i64().unwrap_or(0),
+            completion_tokens: usage["completion_tokens"].as_i64().unwrap_or(0),
+        });
+    }
+}
+
+/// Some models wrap JSON in a Markdown fence even when asked for a JSON object.
+fn strip_code_fence(content: &str) -> &str {
+    let trimmed = content.trim();
+    trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|rest| rest.strip_suffix("```"))
+        .map_or(trimmed, str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_code_fence;
+
+    #[test]
+    fn code_fences_are_stripped() {
+        assert_eq!(strip_code_fence("```json\n{\"a\":1}\n```"), "{\"a\":1}");
+        assert_eq!(strip_code_fence(" {\"a\":1} "), "{\"a\":1}");
+    }
+}

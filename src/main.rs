@@ -1,0 +1,71 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use memgate::config::Config;
+
+/// memgate: long-term memory for an OpenAI-compatible LLM gateway.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (TOML); default config/memgate.toml when it exists.
+    #[arg(long, global = true, env = "MEMGATE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and admin listeners (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load and validate the configuration, print it (secrets hidden) and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEMGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("memgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => memgate::server::run(config),
+        Command::Migrate => migrate(config),
+        Command::CheckConfig => {
+            println!("{config:#?}");
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("memgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config: Config) -> Result<(), memgate::app::StartError> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| memgate::app::StartError::Client(e.to_string()))?;
+    runtime.block_on(async {
+        let store =
+            memgate::store::Store::connect(&config.storage.url, config.storage.max_connections)
+                .await?;
+        store.migrate().await?;
+        println!("migrations applied to {}", config.storage.url);
+        Ok(())
+    })
+}

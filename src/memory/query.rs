@@ -1,0 +1,105 @@
+//! Keyword-versus-question heuristics, as Mem0 applies them: a question is best served by
+//! meaning (vectors); a few keywords are best served by exact terms fused with meaning.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryKind {
+    Question,
+    Keywords,
+}
+
+const QUESTION_OPENERS: &[&str] = &[
+    "what",
+    "who",
+    "whom",
+    "whose",
+    "where",
+    "when",
+    "why",
+    "how",
+    "which",
+    "do",
+    "does",
+    "did",
+    "is",
+    "are",
+    "was",
+    "were",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "shall",
+    "may",
+    "have",
+    "has",
+    "had",
+    "tell",
+    "remind",
+    "explain",
+    "describe",
+    "recall",
+    "summarize",
+    "summarise",
+    "list",
+];
+
+/// Queries this long read as sentences even without a question mark.
+const SENTENCE_WORDS: usize = 6;
+
+pub fn classify(query: &str) -> QueryKind {
+    let trimmed = query.trim();
+    if trimmed.ends_with('?') {
+        return QueryKind::Question;
+    }
+    let words: Vec<&str> = tokens(trimmed).collect();
+    let opens_like_question = words
+        .first()
+        .is_some_and(|w| QUESTION_OPENERS.contains(&w.to_ascii_lowercase().as_str()));
+    if opens_like_question || words.len() >= SENTENCE_WORDS {
+        QueryKind::Question
+    } else {
+        QueryKind::Keywords
+    }
+}
+
+pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// An FTS5 MATCH expression: every term quoted (so no query syntax gets through), OR-ed.
+pub fn fts_match_expression(query: &str) -> Option<String> {
+    let terms: Vec<String> = tokens(query)
+        .filter(|t| t.chars().count() > 1)
+        .take(32)
+        .map(|t| format!("\"{}\"", t.to_lowercase()))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" OR "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_and_keywords() {
+        assert_eq!(classify("Where does my team work?"), QueryKind::Question);
+        assert_eq!(classify("remind me where we left off"), QueryKind::Question);
+        assert_eq!(classify("location preferences"), QueryKind::Keywords);
+        assert_eq!(classify("Bedrock pricing"), QueryKind::Keywords);
+        assert_eq!(
+            classify("I would like a summary of the APAC numbers"),
+            QueryKind::Question
+        );
+    }
+
+    #[test]
+    fn fts_expression_quotes_every_term() {
+        assert_eq!(
+            fts_match_expression("team \"NEAR\" Singapore*").unwrap(),
+            "\"team\" OR \"near\" OR \"singapore\""
+        );
+        assert!(fts_match_expression("? !").is_none());
+    }
+}

@@ -1,0 +1,335 @@
+//! An intercepted chat completion, from request body to stored turn.
+//!
+//! The body has to be read whole and checked before anything goes upstream: a bad
+//! `memory_id`, an unknown key or session must reach the upstream as nothing at all. Pingora
+//! cannot forward a body that a filter has already read once it is over its 64 KiB retry buffer
+//! (pingora #349, #688), so the request is forwarded here, with the same upstream, and the
+//! answer streamed back chunk by chunk through the tee.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::memory::{context_block, Session as MemorySession, TurnMessage};
+use crate::metrics::Metrics;
+use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
+use crate::proxy::tee::ResponseTee;
+use crate::proxy::upstream::{is_hop_by_hop, Upstream};
+use crate::proxy::{PendingTurn, RequestCtx};
+use crate::store::TurnPayload;
+
+/// Response header saying what memory did for this request.
+pub const MEMORY_STATUS_HEADER: &str = "x-memgate-memory";
+
+/// What memory does for one request, decided before it goes upstream.
+struct MemoryUse {
+    /// `injected`, `empty` (nothing relevant stored yet) or `degraded` (retrieval failed or
+    /// ran out of budget), sent back in [`MEMORY_STATUS_HEADER`].
+    status: &'static str,
+    /// Where the turn goes once the answer is complete; `None` when it is not to be stored.
+    keep: Option<TurnTarget>,
+}
+
+struct TurnTarget {
+    session: MemorySession,
+    user_text: String,
+}
+
+pub async fn handle(
+    state: &AppState,
+    upstream: &Upstream,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    Metrics::inc(&state.metrics.chat_requests_total);
+    let limit = state.config.proxy.max_body_bytes;
+    let Some(body) = read_body(session, limit).await? else {
+        session.set_keepalive(None);
+        return reject(state, session, ApiError::payload_too_large(limit)).await;
+    };
+    let fields = match rewrite::probe(&body) {
+        Ok(f) => f,
+        Err(e) => return reject(state, session, e).await,
+    };
+    let (outgoing, memory) = if fields.present {
+        match prepare(state, session, fields, &body).await {
+            Ok(prepared) => prepared,
+            Err(e) => return reject(state, session, e).await,
+        }
+    } else {
+        (body, None)
+    };
+    forward(state, upstream, session, ctx, outgoing, memory).await
+}
+
+/// The whole body, or `None` when it is over `limit`.
+async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// Checks the caller and the session, retrieves facts within the budget, and rewrites the body.
+async fn prepare(
+    state: &AppState,
+    session: &Session,
+    fields: MemoryFields,
+    body: &[u8],
+) -> std::result::Result<(Bytes, Option<MemoryUse>), ApiError> {
+    let mut chat = ChatBody::parse(body)?;
+    chat.strip_memory_fields();
+    let Some(memory_id) = fields.memory_id else {
+        return Ok((Bytes::from(chat.to_bytes()), None));
+    };
+    Metrics::inc(&state.metrics.memory_requests_total);
+    let authorization = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let principal = state
+        .keys
+        .resolve_authorization(authorization)
+        .ok_or_else(|| ApiError::unauthorized("a valid API key is required to use memory"))?;
+
+    let started = Instant::now();
+    let budget = Duration::from_millis(state.config.memory.retrieval_budget_ms);
+    let found = tokio::time::timeout(budget, find_session(state, &principal.org, &memory_id)).await;
+    let memory_session = match found {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return Err(ApiError::session_not_found(&memory_id)),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, %memory_id, "session lookup failed; forwarding without memory");
+            return Ok(degraded(state, &chat));
+        }
+        Err(_) => {
+            tracing::warn!(%memory_id, "session lookup ran out of the retrieval budget");
+            return Ok(degraded(state, &chat));
+        }
+    };
+
+    let user_text = chat.latest_user_text();
+    let mut status = "empty";
+    if let Some(query) = &user_text {
+        let remaining = budget.saturating_sub(started.elapsed());
+        let top_k = state.config.memory.top_k;
+        let search = state.engine.search(&memory_session, query, top_k);
+        match tokio::time::timeout(remaining, search).await {
+            Ok(Ok(facts)) => {
+                let block = context_block::render(
+                    &memory_id,
+                    facts.iter().map(|f| f.text.as_str()),
+                    state.config.memory.max_fact_chars,
+                );
+                if let Some(block) = block {
+                    chat.inject_context(&block);
+                    status = "injected";
+                    Metrics::inc(&state.metrics.context_injected_total);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, %memory_id, "retrieval failed; forwarding without context");
+                status = "degraded";
+                Metrics::inc(&state.metrics.retrieval_degraded_total);
+            }
+            Err(_) => {
+                tracing::warn!(%memory_id, budget_ms = budget.as_millis() as u64, "retrieval ran out of budget; forwarding without context");
+                status = "degraded";
+                Metrics::inc(&state.metrics.retrieval_degraded_total);
+            }
+        }
+    }
+    let keep = user_text
+        .filter(|_| fields.store_memory.unwrap_or(true))
+        .map(|user_text| TurnTarget {
+            session: memory_session,
+            user_text,
+        });
+    Ok((
+        Bytes::from(chat.to_bytes()),
+        Some(MemoryUse { status, keep }),
+    ))
+}
+
+/// Memory could not be consulted: the request goes on without context, flagged.
+fn degraded(state: &AppState, chat: &ChatBody) -> (Bytes, Option<MemoryUse>) {
+    Metrics::inc(&state.metrics.retrieval_degraded_total);
+    (
+        Bytes::from(chat.to_bytes()),
+        Some(MemoryUse {
+            status: "degraded",
+            keep: None,
+        }),
+    )
+}
+
+async fn find_session(
+    state: &AppState,
+    org: &str,
+    memory_id: &str,
+) -> std::result::Result<Option<MemorySession>, crate::error::StoreError> {
+    if state.config.memory.auto_create_sessions {
+        let engine = &state.config.memory.default_engine;
+        return state
+            .store
+            .find_or_create_session(org, memory_id, engine)
+            .await
+            .map(Some);
+    }
+    state.store.find_session(org, memory_id).await
+}
+
+/// Sends the body upstream and streams the answer back, teeing it when the turn is to be kept.
+async fn forward(
+    state: &AppState,
+    upstream: &Upstream,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    body: Bytes,
+    memory: Option<MemoryUse>,
+) -> Result<()> {
+    let request = session.req_header();
+    let path_and_query = request.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = http::HeaderMap::with_capacity(request.headers.len());
+    for (name, value) in request.headers.iter() {
+        if is_hop_by_hop(name.as_str())
+            || name == http::header::HOST
+            || name == http::header::CONTENT_LENGTH
+        {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    if memory.is_some() {
+        // The tee reads the answer as text.
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
+    }
+    let sent = upstream
+        .client
+        .post(upstream.url_for(path_and_query))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            Metrics::inc(&state.metrics.upstream_errors_total);
+            tracing::warn!(error = %e, "upstream unreachable");
+            return respond(
+                session,
+                &ApiError::bad_gateway("the upstream gateway could not be reached"),
+            )
+            .await;
+        }
+    };
+
+    let status = response.status();
+    let mut header = ResponseHeader::build(status.as_u16(), Some(response.headers().len() + 1))?;
+    for (name, value) in response.headers() {
+        if !is_hop_by_hop(name.as_str()) {
+            header.append_header(name.clone(), value.clone())?;
+        }
+    }
+    if let Some(m) = &memory {
+        header.insert_header(MEMORY_STATUS_HEADER, m.status)?;
+    }
+    let keep = memory.and_then(|m| m.keep).filter(|_| status.is_success());
+    let mut tee = keep.as_ref().map(|_| {
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        ResponseTee::for_content_type(content_type)
+    });
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if let Some(t) = tee.as_mut() {
+                    t.feed(&chunk);
+                }
+                session.write_response_body(Some(chunk), false).await?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // Headers are gone already: the client sees the cut, as it would from the
+                // gateway itself, and nothing is stored.
+                Metrics::inc(&state.metrics.upstream_errors_total);
+                return Err(Error::because(
+                    ErrorType::ReadError,
+                    "upstream answer cut mid-body",
+                    e,
+                ));
+            }
+        }
+    }
+    session.write_response_body(None, true).await?;
+
+    if let (Some(keep), Some(tee)) = (keep, tee) {
+        let Some(answer) = tee.finish() else {
+            tracing::debug!("answer incomplete or unreadable; turn not stored");
+            return Ok(());
+        };
+        let messages = vec![
+            TurnMessage {
+                role: "user".into(),
+                content: keep.user_text,
+            },
+            TurnMessage {
+                role: "assistant".into(),
+                content: answer,
+            },
+        ];
+        ctx.pending_turn = Some(PendingTurn {
+            idempotency_key: uuid::Uuid::now_v7().to_string(),
+            org_id: keep.session.org_id.clone(),
+            session_id: keep.session.id,
+            payload: TurnPayload {
+                memory_id: keep.session.memory_id.clone(),
+                messages,
+            },
+        });
+    }
+    Ok(())
+}
+
+async fn reject(state: &AppState, session: &mut Session, error: ApiError) -> Result<()> {
+    Metrics::inc(&state.metrics.rejected_requests_total);
+    respond(session, &error).await
+}
+
+async fn respond(session: &mut Session, error: &ApiError) -> Result<()> {
+    let body = error.body();
+    let mut header = ResponseHeader::build(error.status, Some(2))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}

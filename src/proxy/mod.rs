@@ -1,0 +1,130 @@
+//! The proxy listener (Pingora). Chat completions are intercepted by [`chat`]; every other
+//! request is proxied by Pingora untouched and streamed.
+//!
+//! Phases, for a request:
+//! - `request_filter`: a chat completion is handled here whole (see [`chat`] for why), and the
+//!   phases below do not run for it; anything else continues.
+//! - `upstream_peer`: the configured gateway.
+//! - `upstream_request_filter`: Host and path prefix of the gateway; nothing else changes.
+//! - `logging`: runs once at the end, errors included; a finished turn is written to the
+//!   outbox here, after the client has its last byte but before the request's task ends.
+
+pub mod chat;
+pub mod rewrite;
+pub mod tee;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+
+use crate::app::AppState;
+use crate::metrics::Metrics;
+use crate::store::TurnPayload;
+use upstream::Upstream;
+
+pub struct MemgateProxy {
+    state: Arc<AppState>,
+    upstream: Arc<Upstream>,
+}
+
+impl MemgateProxy {
+    pub fn new(state: Arc<AppState>, upstream: Arc<Upstream>) -> Self {
+        Self { state, upstream }
+    }
+}
+
+/// A completed turn waiting for the `logging` phase to be written to the outbox.
+#[derive(Debug)]
+pub struct PendingTurn {
+    pub idempotency_key: String,
+    pub org_id: String,
+    pub session_id: i64,
+    pub payload: TurnPayload,
+}
+
+#[derive(Debug, Default)]
+pub struct RequestCtx {
+    pub pending_turn: Option<PendingTurn>,
+}
+
+pub fn is_chat_route(req: &RequestHeader) -> bool {
+    req.method == http::Method::POST
+        && matches!(req.uri.path(), "/chat/completions" | "/v1/chat/completions")
+}
+
+#[async_trait]
+impl ProxyHttp for MemgateProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::default()
+    }
+
+    /// Default: continue. Chat completions are answered here and end the request.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        if !is_chat_route(session.req_header()) {
+            return Ok(false);
+        }
+        chat::handle(&self.state, &self.upstream, session, ctx).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        Ok(self.upstream.peer())
+    }
+
+    /// Default: unchanged. Points Host and the path at the gateway.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        upstream_request.insert_header(http::header::HOST, &self.upstream.authority)?;
+        if !self.upstream.base_path.is_empty() {
+            let path_and_query = upstream_request
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str());
+            let uri = format!("{}{path_and_query}", self.upstream.base_path)
+                .parse::<http::Uri>()
+                .map_err(|e| Error::because(ErrorType::InternalError, "upstream path", e))?;
+            upstream_request.set_uri(uri);
+        }
+        Ok(())
+    }
+
+    /// Default: nothing. Writes the finished turn, if any, to the outbox.
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        let Some(turn) = ctx.pending_turn.take() else {
+            return;
+        };
+        let state = &self.state;
+        match state
+            .store
+            .enqueue_turn(
+                &turn.idempotency_key,
+                &turn.org_id,
+                turn.session_id,
+                &turn.payload,
+            )
+            .await
+        {
+            Ok(()) => {
+                Metrics::inc(&state.metrics.turns_enqueued_total);
+                state.outbox_ready.notify_one();
+            }
+            Err(e) => {
+                Metrics::inc(&state.metrics.turns_enqueue_failed_total);
+                tracing::error!(error = %e, memory_id = %turn.payload.memory_id, "cannot write a finished turn to the outbox");
+            }
+        }
+    }
+}

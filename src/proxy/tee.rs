@@ -1,0 +1,243 @@
+//! The response tee: sees every chunk on its way to the client (it never holds one back) and
+//! assembles the assistant's answer from choice 0, for JSON and for SSE streams.
+//!
+//! SSE is parsed incrementally: an event may be split anywhere, even inside a UTF-8 sequence
+//! or between `\r` and `\n`. An answer counts as complete only when the stream says so
+//! (`data: [DONE]` or a `finish_reason`), so a cut stream is never stored as a turn.
+
+use serde_json::Value;
+
+/// Answers longer than this are not kept as turns (the client still gets all of it).
+pub const MAX_TEED_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug)]
+pub enum ResponseTee {
+    Json(JsonTee),
+    Sse(SseTee),
+}
+
+impl ResponseTee {
+    pub fn for_content_type(content_type: Option<&str>) -> Self {
+        let is_sse = content_type
+            .map(|ct| {
+                ct.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            })
+            .unwrap_or(false);
+        if is_sse {
+            ResponseTee::Sse(SseTee::default())
+        } else {
+            ResponseTee::Json(JsonTee::default())
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        match self {
+            ResponseTee::Json(t) => t.feed(chunk),
+            ResponseTee::Sse(t) => t.feed(chunk),
+        }
+    }
+
+    /// The assistant text, when the answer is complete and well formed.
+    pub fn finish(self) -> Option<String> {
+        match self {
+            ResponseTee::Json(t) => t.finish(),
+            ResponseTee::Sse(t) => t.finish(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct JsonTee {
+    body: Vec<u8>,
+    overflow: bool,
+}
+
+impl JsonTee {
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.overflow || self.body.len() + chunk.len() > MAX_TEED_BYTES {
+            self.overflow = true;
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(chunk);
+    }
+
+    fn finish(self) -> Option<String> {
+        if self.overflow {
+            return None;
+        }
+        let value: Value = serde_json::from_slice(&self.body).ok()?;
+        let choice = value
+            .get("choices")?
+            .as_array()?
+            .iter()
+            .find(|c| choice_index(c) == 0)?;
+        crate::proxy::rewrite::content_text(choice.get("message")?.get("content")?)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SseTee {
+    /// Bytes of the line being received (not yet ended by `\n`).
+    line: Vec<u8>,
+    /// `data:` lines of the event being received.
+    data: String,
+    text: String,
+    done: bool,
+    finished: bool,
+    failed: bool,
+}
+
+impl SseTee {
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let mut rest = chunk;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            self.line.extend_from_slice(&rest[..pos]);
+            let line = std::mem::take(&mut self.line);
+            self.on_line(&line);
+            rest = &rest[pos + 1..];
+        }
+        self.line.extend_from_slice(rest);
+        if self.line.len() + self.text.len() > MAX_TEED_BYTES {
+            self.failed = true;
+        }
+    }
+
+    fn on_line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            self.dispatch();
+            return;
+        }
+        let Some(value) = line.strip_prefix(b"data:") else {
+            return; // comments, `event:`, `id:`, `retry:`
+        };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        if !self.data.is_empty() {
+            self.data.push('\n');
+        }
+        self.data.push_str(&String::from_utf8_lossy(value));
+    }
+
+    fn dispatch(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        let data = data.trim();
+        if data.is_empty() {
+            return;
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        if event.get("error").is_some() {
+            self.failed = true;
+            return;
+        }
+        let Some(choices) = event.get("choices").and_then(Value::as_array) else {
+            return;
+        };
+        for choice in choices.iter().filter(|c| choice_index(c) == 0) {
+            if let Some(piece) = choice
+                .get("delta")
+                .and_then(|d| d.get("content"))
+                .and_then(Value::as_str)
+            {
+                self.text.push_str(piece);
+            }
+            if choice.get("finish_reason").is_some_and(|r| !r.is_null()) {
+                self.finished = true;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Option<String> {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.on_line(&line);
+        }
+        self.dispatch();
+        (!self.failed && (self.done || self.finished)).then_some(self.text)
+    }
+}
+
+fn choice_index(choice: &Value) -> u64 {
+    choice.get("index").and_then(Value::as_u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sse_events(words: &[&str]) -> String {
+        let mut s = String::from(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        );
+        for w in words {
+            s.push_str(&format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{w}\"}},\"finish_reason\":null}}]}}\n\n"
+            ));
+        }
+        s.push_str(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        );
+        s.push_str("data: [DONE]\n\n");
+        s
+    }
+
+    #[test]
+    fn sse_assembles_across_any_chunking() {
+        let stream = sse_events(&["Héllo", " wörld", "!"]).replace("\n", "\r\n");
+        let bytes = stream.as_bytes();
+        for size in [1, 2, 3, 7, 64, bytes.len()] {
+            let mut tee = ResponseTee::for_content_type(Some("text/event-stream; charset=utf-8"));
+            for chunk in bytes.chunks(size) {
+                tee.feed(chunk);
+            }
+            assert_eq!(
+                tee.finish().as_deref(),
+                Some("Héllo wörld!"),
+                "chunk size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn sse_cut_before_the_end_is_incomplete() {
+        let stream = sse_events(&["a", "b"]);
+        let cut = &stream.as_bytes()[..stream.find("finish_reason\":\"stop").unwrap()];
+        let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+        tee.feed(cut);
+        assert!(tee.finish().is_none());
+    }
+
+    #[test]
+    fn sse_other_choices_and_errors() {
+        let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+        tee.feed(b"data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}},{\"index\":0,\"delta\":{\"content\":\"y\"}}]}\n\ndata: [DONE]\n\n");
+        assert_eq!(tee.finish().as_deref(), Some("y"));
+        let mut failed = ResponseTee::for_content_type(Some("text/event-stream"));
+        failed.feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
+        assert!(failed.finish().is_none());
+    }
+
+    #[test]
+    fn json_answer_is_read_from_choice_zero() {
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi there"},"finish_reason":"stop"}]}"#;
+        let mut tee = ResponseTee::for_content_type(Some("application/json"));
+        for c in body.chunks(5) {
+            tee.feed(c);
+        }
+        assert_eq!(tee.finish().as_deref(), Some("Hi there"));
+        let mut cut = ResponseTee::for_content_type(Some("application/json"));
+        cut.feed(&body[..40]);
+        assert!(cut.finish().is_none());
+    }
+}

@@ -1,0 +1,68 @@
+//! Starting memgate: the background runtime (admin API, ingest worker, usage writer) and the
+//! Pingora proxy service, which owns the main thread until the process exits.
+
+use std::sync::Arc;
+
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+
+use crate::app::{AppState, StartError};
+use crate::config::Config;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::MemgateProxy;
+
+/// Seconds in-flight requests get to finish after SIGTERM.
+const GRACE_PERIOD_SECONDS: u64 = 5;
+const SHUTDOWN_TIMEOUT_SECONDS: u64 = 25;
+
+pub fn run(config: Config) -> Result<(), StartError> {
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("memgate-bg")
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Client(format!("cannot start the background runtime: {e}")))?;
+    let upstream = Arc::new(Upstream::from_config(&config.upstream).map_err(StartError::Client)?);
+    let proxy_listen = config.proxy.listen.clone();
+    let threads = match config.proxy.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let state = background.block_on(async {
+        let (state, usage_writer) = AppState::init(config).await?;
+        let admin_listener = tokio::net::TcpListener::bind(&state.config.admin.listen)
+            .await
+            .map_err(|e| {
+                StartError::Client(format!(
+                    "cannot listen on {}: {e}",
+                    state.config.admin.listen
+                ))
+            })?;
+        usage_writer.spawn();
+        crate::worker::spawn(state.clone());
+        tokio::spawn(crate::admin::serve(state.clone(), admin_listener));
+        Ok::<_, StartError>(state)
+    })?;
+    tracing::info!(
+        proxy = %proxy_listen,
+        admin = %state.config.admin.listen,
+        upstream = %state.config.upstream.url,
+        storage = %state.config.storage.url,
+        "memgate starting"
+    );
+
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(GRACE_PERIOD_SECONDS),
+        graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECONDS),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut service = http_proxy_service(&server.configuration, MemgateProxy::new(state, upstream));
+    service.add_tcp(&proxy_listen);
+    server.add_service(service);
+    // The background runtime must outlive the proxy; run_forever never returns.
+    let _background = background;
+    server.run_forever()
+}

@@ -1,0 +1,729 @@
+//! The embedded store: one SQLite file (WAL), FTS5 for keywords, vectors as little-endian f32
+//! blobs searched exactly in Rust. Every statement that touches memory data is scoped by
+//! `org_id` in its WHERE clause.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::StoreError;
+use crate::memory::{now_ms, vector, Fact, Session};
+use crate::store::{OutboxRow, StoredVector, TurnPayload};
+use crate::usage::UsageEvent;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// A change to a session's facts, applied with its history row in one transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FactChange {
+    Add {
+        text: String,
+        embedding: Vec<f32>,
+    },
+    Update {
+        fact_id: String,
+        text: String,
+        embedding: Vec<f32>,
+    },
+    Delete {
+        fact_id: String,
+    },
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if let Some(dir) = sqlite_parent_dir(url) {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                StoreError::Database(sqlx::Error::Configuration(
+                    format!("cannot create {}: {e}", dir.display()).into(),
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- sessions ----
+
+    pub async fn create_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        engine: &str,
+        config: &serde_json::Value,
+    ) -> Result<Session, StoreError> {
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (org_id, memory_id, engine, config, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (org_id, memory_id) DO NOTHING
+             RETURNING id",
+        )
+        .bind(org_id)
+        .bind(memory_id)
+        .bind(engine)
+        .bind(config.to_string())
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = inserted else {
+            return Err(StoreError::Conflict(format!(
+                "memory session `{memory_id}`"
+            )));
+        };
+        Ok(Session {
+            id: row.get("id"),
+            org_id: org_id.into(),
+            memory_id: memory_id.into(),
+            engine: engine.into(),
+            config: config.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn find_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, org_id, memory_id, engine, config, created_at, updated_at
+             FROM sessions WHERE org_id = ? AND memory_id = ?",
+        )
+        .bind(org_id)
+        .bind(memory_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| session_from_row(&r)).transpose()
+    }
+
+    /// The session, created with `engine` when it does not exist yet (race-free).
+    pub async fn find_or_create_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        engine: &str,
+    ) -> Result<Session, StoreError> {
+        match self
+            .create_session(org_id, memory_id, engine, &serde_json::json!({}))
+            .await
+        {
+            Ok(s) => Ok(s),
+            Err(StoreError::Conflict(_)) => self
+                .find_session(org_id, memory_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("session vanished after conflict".into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- facts ----
+
+    pub async fn session_vectors(
+        &self,
+        org_id: &str,
+        session_id: i64,
+    ) -> Result<Vec<StoredVector>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, text, embedding FROM facts WHERE org_id = ? AND session_id = ?",
+        )
+        .bind(org_id)
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let blob: Vec<u8> = r.get("embedding");
+                Ok(StoredVector {
+                    fact_id: r.get("id"),
+                    text: r.get("text"),
+                    embedding: vector::decode(&blob).ok_or_else(|| {
+                        StoreError::Corrupt("embedding blob length is not a multiple of 4".into())
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Fact ids matching an FTS5 expression, best BM25 first.
+    pub async fn keyword_search(
+        &self,
+        org_id: &str,
+        session_id: i64,
+        match_expression: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id AS id
+             FROM facts_fts
+             JOIN facts f ON f.id = facts_fts.fact_id
+             WHERE facts_fts MATCH ? AND facts_fts.session_id = ?
+               AND f.org_id = ? AND f.session_id = ?
+             ORDER BY bm25(facts_fts)
+             LIMIT ?",
+        )
+        .bind(match_expression)
+        .bind(session_id)
+        .bind(org_id)
+        .bind(session_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    pub async fn list_facts(
+        &self,
+        org_id: &str,
+        session_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Fact>, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, text, created_at, updated_at FROM facts
+             WHERE org_id = ? AND session_id = ?
+             ORDER BY created_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(org_id)
+        .bind(session_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM facts WHERE org_id = ? AND session_id = ?")
+                .bind(org_id)
+                .bind(session_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let facts = rows
+            .iter()
+            .map(|r| Fact {
+                id: r.get("id"),
+                text: r.get("text"),
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+            })
+            .collect();
+        Ok((facts, total))
+    }
+
+    /// Applies changes with their history rows in one transaction; returns the ids touched,
+    /// in order (a new id for each ADD).
+    pub async fn apply_fact_changes(
+        &self,
+        org_id: &str,
+        session_id: i64,
+        changes: &[FactChange],
+    ) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(changes.len());
+        for change in changes {
+            match change {
+                FactChange::Add { text, embedding } => {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    sqlx::query(
+                        "INSERT INTO facts (id, org_id, session_id, text, embedding, created_at, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&id)
+                    .bind(org_id)
+                    .bind(session_id)
+                    .bind(text)
+                    .bind(vector::encode(embedding))
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO facts_fts (text, fact_id, session_id) VALUES (?, ?, ?)",
+                    )
+                    .bind(text)
+                    .bind(&id)
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_history(
+                        &mut tx,
+                        org_id,
+                        session_id,
+                        &id,
+                        "ADD",
+                        None,
+                        Some(text),
+                        now,
+                    )
+                    .await?;
+                    ids.push(id);
+                }
+                FactChange::Update {
+                    fact_id,
+                    text,
+                    embedding,
+                } => {
+                    let Some(old) = fact_text(&mut tx, org_id, session_id, fact_id).await? else {
+                        continue;
+                    };
+                    sqlx::query(
+                        "UPDATE facts SET text = ?, embedding = ?, updated_at = ?
+                         WHERE id = ? AND org_id = ? AND session_id = ?",
+                    )
+                    .bind(text)
+                    .bind(vector::encode(embedding))
+                    .bind(now)
+                    .bind(fact_id)
+                    .bind(org_id)
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE facts_fts SET text = ? WHERE fact_id = ?")
+                        .bind(text)
+                        .bind(fact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_history(
+                        &mut tx,
+                        org_id,
+                        session_id,
+                        fact_id,
+                        "UPDATE",
+                        Some(&old),
+                        Some(text),
+                        now,
+                    )
+                    .await?;
+                    ids.push(fact_id.clone());
+                }
+                FactChange::Delete { fact_id } => {
+                    let Some(old) = fact_text(&mut tx, org_id, session_id, fact_id).await? else {
+                        continue;
+                    };
+                    sqlx::query("DELETE FROM facts WHERE id = ? AND org_id = ? AND session_id = ?")
+                        .bind(fact_id)
+                        .bind(org_id)
+                        .bind(session_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM facts_fts WHERE fact_id = ?")
+                        .bind(fact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_history(
+                        &mut tx,
+                        org_id,
+                        session_id,
+                        fact_id,
+                        "DELETE",
+                        Some(&old),
+                        None,
+                        now,
+                    )
+                    .await?;
+                    ids.push(fact_id.clone());
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub async fn history_count(&self, org_id: &str, session_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fact_history WHERE org_id = ? AND session_id = ?",
+        )
+        .bind(org_id)
+        .bind(session_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    // ---- outbox ----
+
+    /// Stores a finished turn for ingestion. Idempotent on `idempotency_key`.
+    pub async fn enqueue_turn(
+        &self,
+        idempotency_key: &str,
+        org_id: &str,
+        session_id: i64,
+        payload: &TurnPayload,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let payload = serde_json::to_string(payload)
+            .map_err(|e| StoreError::Corrupt(format!("turn payload: {e}")))?;
+        sqlx::query(
+            "INSERT INTO outbox (idempotency_key, org_id, session_id, payload, next_attempt_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(idempotency_key)
+        .bind(org_id)
+        .bind(session_id)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due rows under a lease: a worker that dies mid-ingest leaves them
+    /// to be claimed again when the lease runs out.
+    pub async fn claim_outbox(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_until = ?, attempts = attempts + 1, updated_at = ?
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE state = 'pending' AND next_attempt_at <= ?
+                   AND (lease_until IS NULL OR lease_until < ?)
+                 ORDER BY id LIMIT ?)
+             RETURNING id, org_id, session_id, payload, attempts",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.get("payload");
+            claimed.push(OutboxRow {
+                id: r.get("id"),
+                org_id: r.get("org_id"),
+                session_id: r.get("session_id"),
+                payload: serde_json::from_str(&payload)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
+                attempts: r.get("attempts"),
+            });
+        }
+        claimed.sort_by_key(|r| r.id);
+        Ok(claimed)
+    }
+
+    pub async fn complete_outbox(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
+    pub async fn fail_outbox(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (state, next) = match retry_at {
+            Some(at) => ("pending", at),
+            None => ("dead", now_ms()),
+        };
+        sqlx::query(
+            "UPDATE outbox SET state = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Rows by state, for readiness, metrics and tests.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = OutboxCounts::default();
+        for r in rows {
+            let n: i64 = r.get("n");
+            match r.get::<String, _>("state").as_str() {
+                "pending" => counts.pending = n,
+                "done" => counts.done = n,
+                "dead" => counts.dead = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    // ---- usage ----
+
+    pub async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO usage (org_id, purpose, model, prompt_tokens, completion_tokens, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.org)
+            .bind(e.purpose.as_str())
+            .bind(&e.model)
+            .bind(e.prompt_tokens)
+            .bind(e.completion_tokens)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub done: i64,
+    pub dead: i64,
+}
+
+fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Session, StoreError> {
+    let config: String = r.get("config");
+    Ok(Session {
+        id: r.get("id"),
+        org_id: r.get("org_id"),
+        memory_id: r.get("memory_id"),
+        engine: r.get("engine"),
+        config: serde_json::from_str(&config)
+            .map_err(|e| StoreError::Corrupt(format!("session config: {e}")))?,
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+async fn fact_text(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    org_id: &str,
+    session_id: i64,
+    fact_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT text FROM facts WHERE id = ? AND org_id = ? AND session_id = ?")
+            .bind(fact_id)
+            .bind(org_id)
+            .bind(session_id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    org_id: &str,
+    session_id: i64,
+    fact_id: &str,
+    event: &str,
+    old_text: Option<&str>,
+    new_text: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO fact_history (org_id, session_id, fact_id, event, old_text, new_text, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(org_id)
+    .bind(session_id)
+    .bind(fact_id)
+    .bind(event)
+    .bind(old_text)
+    .bind(new_text)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The directory a `sqlite://path` URL's file lives in, so a fresh checkout can start without
+/// creating `data/` by hand.
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let parent = std::path::Path::new(path).parent()?;
+    (!parent.as_os_str().is_empty()).then(|| parent.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/m.db", dir.path().display());
+        let s = SqliteStore::connect(&url, 2).await.unwrap();
+        s.migrate().await.unwrap();
+        (s, dir)
+    }
+
+    #[tokio::test]
+    async fn sessions_are_unique_per_org_and_invisible_across_orgs() {
+        let (s, _d) = store().await;
+        let a = s
+            .create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.create_session("acme", "alice", "mem0", &serde_json::json!({}))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let b = s
+            .create_session("globex", "alice", "mem0", &serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_ne!(a.id, b.id);
+        assert!(s.find_session("initech", "alice").await.unwrap().is_none());
+        assert_eq!(
+            s.find_session("globex", "alice").await.unwrap().unwrap().id,
+            b.id
+        );
+    }
+
+    #[tokio::test]
+    async fn fact_changes_write_history_and_keep_fts_in_step() {
+        let (s, _d) = store().await;
+        let sess = s
+            .create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            .await
+            .unwrap();
+        let ids = s
+            .apply_fact_changes(
+                "acme",
+                sess.id,
+                &[FactChange::Add {
+                    text: "Team is in Singapore".into(),
+                    embedding: vec![1.0, 0.0],
+                }],
+            )
+            .await
+            .unwrap();
+        let hits = s
+            .keyword_search("acme", sess.id, "\"singapore\"", 5)
+            .await
+            .unwrap();
+        assert_eq!(hits, ids);
+        assert!(s
+            .keyword_search("globex", sess.id, "\"singapore\"", 5)
+            .await
+            .unwrap()
+            .is_empty());
+        s.apply_fact_changes(
+            "acme",
+            sess.id,
+            &[FactChange::Update {
+                fact_id: ids[0].clone(),
+                text: "Team is in Tokyo".into(),
+                embedding: vec![0.0, 1.0],
+            }],
+        )
+        .await
+        .unwrap();
+        assert!(s
+            .keyword_search("acme", sess.id, "\"singapore\"", 5)
+            .await
+            .unwrap()
+            .is_empty());
+        s.apply_fact_changes(
+            "acme",
+            sess.id,
+            &[FactChange::Delete {
+                fact_id: ids[0].clone(),
+            }],
+        )
+        .await
+        .unwrap();
+        assert!(s.session_vectors("acme", sess.id).await.unwrap().is_empty());
+        assert_eq!(s.history_count("acme", sess.id).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn outbox_claims_under_a_lease_and_dead_letters() {
+        let (s, _d) = store().await;
+        let sess = s
+            .create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            .await
+            .unwrap();
+        let payload = TurnPayload {
+            memory_id: "alice".into(),
+            messages: vec![],
+        };
+        s.enqueue_turn("k1", "acme", sess.id, &payload)
+            .await
+            .unwrap();
+        s.enqueue_turn("k1", "acme", sess.id, &payload)
+            .await
+            .unwrap();
+        let claimed = s.claim_outbox(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claimed.len(), 1, "idempotency key deduplicates");
+        assert!(s
+            .claim_outbox(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty());
+        s.fail_outbox(claimed[0].id, "boom", Some(0)).await.unwrap();
+        let again = s.claim_outbox(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(again[0].attempts, 2);
+        s.fail_outbox(again[0].id, "boom", None).await.unwrap();
+        assert_eq!(s.outbox_counts().await.unwrap().dead, 1);
+    }
+
+    #[test]
+    fn parent_dir_of_sqlite_urls() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://data/memgate.db").unwrap(),
+            std::path::PathBuf::from("data")
+        );
+        assert!(sqlite_parent_dir("sqlite::memory:").is_none());
+        assert!(sqlite_parent_dir("sqlite://m.db").is_none());
+    }
+}

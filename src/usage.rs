@@ -1,0 +1,92 @@
+//! Platform spend: token usage of internal calls, per org. Recording never blocks the caller:
+//! events go through a bounded channel to a writer that stores them in batches.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    QueryEmbedding,
+    FactEmbedding,
+    Extraction,
+    MemoryUpdate,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::QueryEmbedding => "query_embedding",
+            Purpose::FactEmbedding => "fact_embedding",
+            Purpose::Extraction => "extraction",
+            Purpose::MemoryUpdate => "memory_update",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct UsageEvent {
+    pub org: String,
+    pub purpose: Purpose,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+#[derive(Clone)]
+pub struct UsageSink {
+    tx: mpsc::Sender<UsageEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+const CHANNEL_CAPACITY: usize = 10_000;
+const BATCH: usize = 256;
+
+impl UsageSink {
+    /// The sink, and the writer that must be spawned to drain it.
+    pub fn new(store: Store) -> (Self, UsageWriter) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let dropped = Arc::new(AtomicU64::new(0));
+        (
+            Self {
+                tx,
+                dropped: dropped.clone(),
+            },
+            UsageWriter { rx, store },
+        )
+    }
+
+    pub fn record(&self, event: UsageEvent) {
+        if self.tx.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+pub struct UsageWriter {
+    rx: mpsc::Receiver<UsageEvent>,
+    store: Store,
+}
+
+impl UsageWriter {
+    /// Runs until every sink is dropped, writing what is left before it returns.
+    pub fn spawn(mut self) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+                if let Err(e) = self.store.record_usage(&batch).await {
+                    tracing::error!(error = %e, lost = batch.len(), "cannot record platform spend");
+                }
+                batch.clear();
+            }
+        })
+    }
+}

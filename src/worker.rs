@@ -1,0 +1,118 @@
+//! The ingest worker: claims outbox rows, ingests each turn into its session, and retries
+//! failures with exponential backoff until they are dead-lettered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::memory::now_ms;
+use crate::metrics::Metrics;
+use crate::store::OutboxRow;
+
+/// A claimed row is another replica's to retry if this one has not finished it by then.
+const LEASE: Duration = Duration::from_secs(300);
+
+pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let idle = Duration::from_millis(state.config.worker.poll_interval_ms.max(10));
+        let batch = state.config.worker.concurrency.max(1);
+        loop {
+            let claimed = match state.store.claim_outbox(batch, LEASE).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim outbox rows");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                let _ = tokio::time::timeout(idle, state.outbox_ready.notified()).await;
+                continue;
+            }
+            let tasks: Vec<_> = claimed
+                .into_iter()
+                .map(|row| {
+                    let state = state.clone();
+                    let span = tracing::info_span!("ingest", outbox_id = row.id, memory_id = %row.payload.memory_id, org = %row.org_id);
+                    tokio::spawn(async move { process(&state, row).await }.instrument(span))
+                })
+                .collect();
+            for task in tasks {
+                if let Err(e) = task.await {
+                    tracing::error!(error = %e, "ingest task panicked");
+                }
+            }
+        }
+    })
+}
+
+async fn process(state: &AppState, row: OutboxRow) {
+    let outcome = ingest(state, &row).await;
+    let result = match outcome {
+        Ok(()) => {
+            Metrics::inc(&state.metrics.turns_ingested_total);
+            state.store.complete_outbox(row.id).await
+        }
+        Err(error) => {
+            Metrics::inc(&state.metrics.ingest_failures_total);
+            let worker = &state.config.worker;
+            let retry_at = (row.attempts < i64::from(worker.max_attempts)).then(|| {
+                now_ms() + backoff_ms(row.attempts, worker.backoff_base_ms, worker.backoff_max_ms)
+            });
+            if retry_at.is_none() {
+                Metrics::inc(&state.metrics.turns_dead_lettered_total);
+                tracing::error!(%error, attempts = row.attempts, "turn dead-lettered");
+            } else {
+                tracing::warn!(%error, attempts = row.attempts, "ingest failed; will retry");
+            }
+            state.store.fail_outbox(row.id, &error, retry_at).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "cannot record the outcome of an outbox row; its lease will expire and it will be retried");
+    }
+}
+
+async fn ingest(state: &AppState, row: &OutboxRow) -> Result<(), String> {
+    let Some(session) = state
+        .store
+        .find_session(&row.org_id, &row.payload.memory_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .filter(|s| s.id == row.session_id)
+    else {
+        // The session was deleted (or recreated) since the turn: nothing to store it in.
+        tracing::info!("session is gone; dropping its pending turn");
+        return Ok(());
+    };
+    state
+        .engine
+        .ingest(&session, &row.payload.messages)
+        .await
+        .map(|events| tracing::debug!(?events, "turn ingested"))
+        .map_err(|e| e.to_string())
+}
+
+/// `base * 2^(attempt-1)`, capped, with ±20% jitter so replicas do not retry in lockstep.
+fn backoff_ms(attempt: i64, base: u64, max: u64) -> i64 {
+    let exp = attempt.clamp(1, 30) as u32 - 1;
+    let raw = base.saturating_mul(1u64 << exp.min(20)).min(max);
+    let jitter = rand::random::<f64>() * 0.4 + 0.8;
+    (raw as f64 * jitter) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff_ms(1, 500, 300_000);
+        assert!((400..=600).contains(&first), "{first}");
+        let fifth = backoff_ms(5, 500, 300_000);
+        assert!((6_400..=9_600).contains(&fifth), "{fifth}");
+        assert!(backoff_ms(30, 500, 300_000) <= 360_000);
+    }
+}
