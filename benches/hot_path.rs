@@ -1,1 +1,167 @@
-fn main() {}
+//! Hot code on the proxy path, each beside a baseline measured in the same run:
+//! - request: the memory-field probe (every intercepted request) and the full rewrite (requests
+//!   with memory), against copying the body (the least any proxy does with it);
+//! - tee: assembling the answer from SSE and JSON responses, against passing the chunks on.
+//!
+//! cargo bench --bench hot_path
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use memgate::memory::context_block;
+use memgate::proxy::rewrite::{probe, ChatBody};
+use memgate::proxy::tee::ResponseTee;
+use serde_json::json;
+
+const SIZES: [(usize, &str); 3] = [(1024, "1KB"), (32 * 1024, "32KB"), (256 * 1024, "256KB")];
+
+/// A chat request of about `size` bytes: a system prompt, history, and the latest question.
+fn chat_body(size: usize, with_memory: bool) -> Vec<u8> {
+    let mut messages = vec![json!({"role": "system", "content": "You are a helpful assistant."})];
+    let filler = "We discussed the quarterly numbers for the APAC region in some detail. ";
+    let mut turn = 0;
+    loop {
+        let body = json!({"model": "gpt-4o-mini", "messages": messages, "stream": true});
+        if body.to_string().len() >= size.saturating_sub(200) {
+            break;
+        }
+        let role = if turn % 2 == 0 { "user" } else { "assistant" };
+        let room = size.saturating_sub(body.to_string().len()).min(2048);
+        let text: String = filler
+            .chars()
+            .cycle()
+            .take(room.saturating_sub(60).max(10))
+            .collect();
+        messages.push(json!({"role": role, "content": text}));
+        turn += 1;
+    }
+    messages.push(json!({"role": "user", "content": "Remind me where we left off."}));
+    let mut body = json!({"model": "gpt-4o-mini", "messages": messages, "stream": true});
+    if with_memory {
+        body["memory_id"] = json!("user-alice");
+        body["store_memory"] = json!(true);
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// An SSE answer of about `size` bytes, cut into the chunk sizes a gateway typically flushes.
+fn sse_chunks(size: usize) -> Vec<Bytes> {
+    let mut stream = String::new();
+    let mut i = 0;
+    while stream.len() < size {
+        stream.push_str(&format!(
+            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+        i += 1;
+    }
+    stream.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    stream
+        .as_bytes()
+        .chunks(1460)
+        .map(Bytes::copy_from_slice)
+        .collect()
+}
+
+fn json_chunks(size: usize) -> Vec<Bytes> {
+    let content: String = "The answer continues. "
+        .chars()
+        .cycle()
+        .take(size)
+        .collect();
+    let body = json!({
+        "id": "chatcmpl-1", "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 20}
+    })
+    .to_string();
+    body.as_bytes()
+        .chunks(16 * 1024)
+        .map(Bytes::copy_from_slice)
+        .collect()
+}
+
+fn request(c: &mut Criterion) {
+    let facts = [
+        "Prefers summaries under 200 words",
+        "Working on Q3 APAC analysis",
+        "Last session: discussed Bedrock pricing",
+    ];
+    let mut group = c.benchmark_group("request");
+    for (size, label) in SIZES {
+        let plain = chat_body(size, false);
+        let with_memory = chat_body(size, true);
+        group.throughput(Throughput::Bytes(plain.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("baseline_copy", label),
+            &plain,
+            |b, body| b.iter(|| black_box(Bytes::copy_from_slice(black_box(body)))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("probe_no_memory", label),
+            &plain,
+            |b, body| b.iter(|| black_box(probe(black_box(body)).unwrap())),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("rewrite_with_memory", label),
+            &with_memory,
+            |b, body| {
+                b.iter(|| {
+                    let fields = probe(black_box(body)).unwrap();
+                    let mut chat = ChatBody::parse(body).unwrap();
+                    chat.strip_memory_fields();
+                    let query = chat.latest_user_text();
+                    let block =
+                        context_block::render(fields.memory_id.as_deref().unwrap(), facts, 300)
+                            .unwrap();
+                    chat.inject_context(&block);
+                    black_box((query, chat.to_bytes()))
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn tee(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tee");
+    for (size, label) in SIZES {
+        for (kind, chunks, content_type) in [
+            ("sse", sse_chunks(size), "text/event-stream"),
+            ("json", json_chunks(size), "application/json"),
+        ] {
+            let total: usize = chunks.iter().map(Bytes::len).sum();
+            group.throughput(Throughput::Bytes(total as u64));
+            group.bench_with_input(
+                BenchmarkId::new(format!("{kind}_baseline_pass_on"), label),
+                &chunks,
+                |b, chunks| {
+                    b.iter(|| {
+                        let mut sent = 0;
+                        for chunk in chunks {
+                            sent += black_box(chunk.clone()).len();
+                        }
+                        black_box(sent)
+                    })
+                },
+            );
+            group.bench_with_input(
+                BenchmarkId::new(format!("{kind}_tee"), label),
+                &chunks,
+                |b, chunks| {
+                    b.iter(|| {
+                        let mut tee = ResponseTee::for_content_type(Some(content_type));
+                        for chunk in chunks {
+                            tee.feed(black_box(chunk));
+                        }
+                        black_box(tee.finish().unwrap())
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, request, tee);
+criterion_main!(benches);

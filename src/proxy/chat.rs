@@ -252,6 +252,12 @@ async fn forward(
             header.append_header(name.clone(), value.clone())?;
         }
     }
+    let http11 = session.req_header().version == http::Version::HTTP_11;
+    if http11 && header.headers.get(http::header::CONTENT_LENGTH).is_none() {
+        // Without a length the answer must be chunked: a close-delimited body would make a
+        // cut stream look complete to the client.
+        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
     if let Some(m) = &memory {
         header.insert_header(MEMORY_STATUS_HEADER, m.status)?;
     }

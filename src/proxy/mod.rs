@@ -19,6 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora::ErrorSource;
 
 use crate::app::AppState;
 use crate::metrics::Metrics;
@@ -99,6 +101,35 @@ impl ProxyHttp for MemgateProxy {
             upstream_request.set_uri(uri);
         }
         Ok(())
+    }
+
+    /// Default: an error response. Once a response has started, the only honest signal left
+    /// is to drop the connection mid-body, as the gateway itself would have: an error page
+    /// appended to a half-sent answer would look like a complete one.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        if session.response_written().is_some() {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ if e.esource() == &ErrorSource::Upstream => 502,
+            _ => 500,
+        };
+        if let Err(write_error) = session.respond_error(code).await {
+            tracing::debug!(error = %write_error, "cannot send the error response");
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     /// Default: nothing. Writes the finished turn, if any, to the outbox.

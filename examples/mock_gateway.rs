@@ -1,0 +1,564 @@
+//! A deterministic OpenAI-compatible gateway for tests, benchmarks and demos: no LLM is
+//! reachable where memgate is built, so this stands in for LiteLLM & co.
+//!
+//! - `POST /v1/embeddings`: hashed bag-of-words vectors, so texts sharing words land near each
+//!   other.
+//! - `POST /v1/chat/completions`: memgate's extraction calls get `{"facts": [...]}` (the user's
+//!   statements), its memory-update calls get `{"memory": [...]}`; any other request gets
+//!   `Echo: <last user message>`, as JSON or as an SSE stream.
+//!   Test controls (request headers): `x-mock-status: 500` answers that status,
+//!   `x-mock-cut-stream: 1` aborts the answer mid-body, `x-mock-delay-ms: N` waits first.
+//! - `GET /v1/models`; `GET /__mock/requests` lists what was received, `DELETE` clears it.
+//!
+//! cargo run --example mock_gateway -- --listen 127.0.0.1:4000
+//! curl -s localhost:4000/v1/chat/completions -d '{"messages":[{"role":"user","content":"hi"}]}'
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// The exact bytes received, as UTF-8 (lossy).
+    pub body: String,
+}
+
+impl RecordedRequest {
+    pub fn body_json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// memgate's own extraction or memory-update call.
+    pub fn is_internal(&self) -> bool {
+        self.header("x-memgate-purpose").is_some() || internal_kind(&self.body_json()).is_some()
+    }
+}
+
+#[derive(Default)]
+struct MockState {
+    requests: Mutex<Vec<RecordedRequest>>,
+    counter: AtomicU64,
+    embeddings_failing: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct MockGateway {
+    pub addr: SocketAddr,
+    state: Arc<MockState>,
+}
+
+impl MockGateway {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut r) = self.state.requests.lock() {
+            r.clear();
+        }
+    }
+
+    /// Chat completions from applications (memgate's internal calls left out).
+    pub fn chat_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/chat/completions") && !r.is_internal())
+            .collect()
+    }
+
+    pub fn internal_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.is_internal())
+            .collect()
+    }
+
+    /// Makes `/v1/embeddings` answer 503, to test what memgate does when retrieval breaks.
+    pub fn set_embeddings_failing(&self, failing: bool) {
+        self.state
+            .embeddings_failing
+            .store(failing, Ordering::Relaxed);
+    }
+}
+
+pub async fn spawn() -> MockGateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind mock gateway");
+    serve_on(listener).await
+}
+
+pub async fn serve_on(listener: tokio::net::TcpListener) -> MockGateway {
+    let addr = listener.local_addr().expect("mock gateway address");
+    let state = Arc::new(MockState::default());
+    let app = Router::new().fallback(handle).with_state(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    MockGateway { addr, state }
+}
+
+async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error(StatusCode::BAD_REQUEST, "cannot read body");
+    };
+    let path = parts.uri.path().to_string();
+    if let Some(control) = path.strip_prefix("/__mock/") {
+        return mock_control(&state, &parts.method, control);
+    }
+    let recorded = RecordedRequest {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    if let Ok(mut r) = state.requests.lock() {
+        r.push(recorded);
+    }
+    if let Some(ms) = header_number(&parts.headers, "x-mock-delay-ms") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let route = path.strip_prefix("/v1").unwrap_or(&path);
+    match (parts.method, route) {
+        (Method::GET, "/models") => axum::Json(json!({
+            "object": "list",
+            "data": [
+                {"id": "mock-model", "object": "model", "owned_by": "mock"},
+                {"id": "text-embedding-3-small", "object": "model", "owned_by": "mock"}
+            ]
+        }))
+        .into_response(),
+        (Method::POST, "/embeddings") => {
+            if state.embeddings_failing.load(Ordering::Relaxed) {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "embeddings are down");
+            }
+            with_json(&body, embeddings)
+        }
+        (Method::POST, "/chat/completions") => chat(&state, &parts.headers, &body),
+        _ => error(StatusCode::NOT_FOUND, "no such route on the mock gateway"),
+    }
+}
+
+fn mock_control(state: &MockState, method: &Method, control: &str) -> Response {
+    match (method, control) {
+        (&Method::GET, "requests") => {
+            let requests = state.requests.lock().map(|r| r.clone()).unwrap_or_default();
+            axum::Json(requests).into_response()
+        }
+        (&Method::DELETE, "requests") => {
+            if let Ok(mut r) = state.requests.lock() {
+                r.clear();
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error(StatusCode::NOT_FOUND, "unknown mock control"),
+    }
+}
+
+fn with_json(body: &[u8], answer: impl FnOnce(&Value) -> Response) -> Response {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => answer(&v),
+        Err(e) => error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"message": message, "type": "mock_error", "code": "mock"}})),
+    )
+        .into_response()
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+// ---- embeddings ----
+
+const STOPWORDS: &[&str] = &[
+    "the", "a", "an", "is", "are", "am", "i", "my", "me", "you", "your", "to", "of", "in", "on",
+    "at", "and", "or", "for", "with", "what", "where", "who", "how", "do", "does", "did", "was",
+    "were", "be", "it", "that", "this", "please", "can", "about", "we", "our", "us",
+];
+
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .map(|w| match w.strip_suffix('s') {
+            Some(stem) if w.len() > 3 => stem.to_string(),
+            _ => w,
+        })
+        .collect()
+}
+
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn embed(text: &str, dims: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dims];
+    for t in tokens(text) {
+        let h = fnv1a(&t);
+        let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
+        v[(h % dims as u64) as usize] += sign;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        v[0] = 1.0;
+    } else {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+fn embeddings(request: &Value) -> Response {
+    let inputs: Vec<String> = match &request["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(xs) => xs
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => return error(StatusCode::BAD_REQUEST, "`input` must be a string or array"),
+    };
+    let dims = request["dimensions"]
+        .as_u64()
+        .map_or(1536, |d| d.clamp(1, 16_000) as usize);
+    let words: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": embed(t, dims)}))
+        .collect();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": request["model"].as_str().unwrap_or("text-embedding-3-small"),
+        "usage": {"prompt_tokens": words, "total_tokens": words}
+    }))
+    .into_response()
+}
+
+// ---- chat completions ----
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Internal {
+    Extraction,
+    Update,
+}
+
+fn internal_kind(request: &Value) -> Option<Internal> {
+    if request["response_format"]["type"] != "json_object" {
+        return None;
+    }
+    let system = request["messages"]
+        .as_array()?
+        .iter()
+        .find(|m| m["role"] == "system")?["content"]
+        .as_str()?;
+    if system.contains("\"event\"") {
+        Some(Internal::Update)
+    } else if system.contains("\"facts\"") {
+        Some(Internal::Extraction)
+    } else {
+        None
+    }
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+fn last_user_text(request: &Value) -> String {
+    request["messages"]
+        .as_array()
+        .and_then(|ms| ms.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| text_of(&m["content"]))
+        .unwrap_or_default()
+}
+
+fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    if let Some(code) = header_number(headers, "x-mock-status") {
+        let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return error(status, "mock failure");
+    }
+    let cut = headers.get("x-mock-cut-stream").is_some();
+    let reply = match internal_kind(&request) {
+        Some(Internal::Extraction) => {
+            json!({"facts": extract_facts(&last_user_text(&request))}).to_string()
+        }
+        Some(Internal::Update) => update_decisions(&last_user_text(&request)).to_string(),
+        None => format!("Echo: {}", last_user_text(&request)),
+    };
+    let id = format!(
+        "chatcmpl-mock-{}",
+        state.counter.fetch_add(1, Ordering::Relaxed)
+    );
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("mock-model")
+        .to_string();
+    let prompt_tokens: usize = request["messages"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| text_of(&m["content"]).split_whitespace().count())
+                .sum()
+        })
+        .unwrap_or(0);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": reply.split_whitespace().count(),
+        "total_tokens": prompt_tokens + reply.split_whitespace().count()
+    });
+    if request["stream"] == true {
+        let include_usage = request["stream_options"]["include_usage"] == true;
+        return stream_reply(&id, &model, &reply, include_usage.then_some(usage), cut);
+    }
+    let body = json!({
+        "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+        "usage": usage
+    })
+    .to_string();
+    if cut {
+        let half = body.as_bytes()[..body.len() / 2].to_vec();
+        return aborted_body("application/json", vec![half]);
+    }
+    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+}
+
+fn stream_reply(id: &str, model: &str, reply: &str, usage: Option<Value>, cut: bool) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        let event = json!({
+            "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        });
+        format!("data: {event}\n\n").into_bytes()
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for piece in reply.split_inclusive(' ') {
+        events.push(chunk(json!({"content": piece}), Value::Null));
+    }
+    if cut {
+        events.truncate(2);
+        return aborted_body("text/event-stream", events);
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    if let Some(usage) = usage {
+        let event = json!({"id": id, "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage});
+        events.push(format!("data: {event}\n\n").into_bytes());
+    }
+    events.push(b"data: [DONE]\n\n".to_vec());
+    let stream = futures_util::stream::iter(
+        events
+            .into_iter()
+            .map(|e| Ok::<Bytes, std::io::Error>(Bytes::from(e))),
+    );
+    (
+        StatusCode::OK,
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Sends `frames`, then fails the body: hyper aborts the connection mid-answer.
+fn aborted_body(content_type: &'static str, frames: Vec<Vec<u8>>) -> Response {
+    use futures_util::StreamExt;
+    let frames = futures_util::stream::iter(
+        frames
+            .into_iter()
+            .map(|f| Ok::<Bytes, std::io::Error>(Bytes::from(f))),
+    );
+    let failure = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Err::<Bytes, std::io::Error>(std::io::Error::other("mock cut"))
+    });
+    (
+        StatusCode::OK,
+        [("content-type", content_type)],
+        Body::from_stream(frames.chain(failure)),
+    )
+        .into_response()
+}
+
+const NOT_A_STATEMENT: &[&str] = &[
+    "what", "where", "who", "when", "why", "how", "which", "do", "does", "did", "can", "could",
+    "would", "should", "is", "are", "remind", "tell",
+];
+
+/// The statements of the `user:` lines: what a good extraction model would keep.
+fn extract_facts(conversation: &str) -> Vec<String> {
+    let mut facts = Vec::new();
+    for line in conversation.lines() {
+        let Some(text) = line.strip_prefix("user:") else {
+            continue;
+        };
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            if matches!(c, '.' | '!' | '?') {
+                keep_statement(&text[start..i], c == '?', &mut facts);
+                start = i + 1;
+            }
+        }
+        keep_statement(&text[start..], false, &mut facts);
+    }
+    facts
+}
+
+fn keep_statement(sentence: &str, question: bool, facts: &mut Vec<String>) {
+    let sentence = sentence.trim();
+    let first = sentence
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    if question
+        || sentence.split_whitespace().count() < 3
+        || NOT_A_STATEMENT.contains(&first.as_str())
+    {
+        return;
+    }
+    facts.push(sentence.to_string());
+}
+
+/// Mem0-style decisions: same text → NONE, most words shared → UPDATE (or DELETE for
+/// "forget …"), otherwise ADD.
+fn update_decisions(input: &str) -> Value {
+    let input: Value = serde_json::from_str(input).unwrap_or(Value::Null);
+    let existing: Vec<(String, String)> = input["existing"]
+        .as_array()
+        .map(|xs| {
+            xs.iter()
+                .map(|x| {
+                    (
+                        x["id"].as_str().unwrap_or_default().to_string(),
+                        x["text"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let squash = |t: &str| -> String {
+        t.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let overlapping = |fact: &str| {
+        let words = tokens(fact);
+        existing.iter().find(|(_, text)| {
+            let theirs = tokens(text);
+            let shared = words.iter().filter(|w| theirs.contains(w)).count();
+            !words.is_empty() && shared * 10 >= words.len() * 6
+        })
+    };
+    let decisions: Vec<Value> = input["new_facts"]
+        .as_array()
+        .map(|xs| xs.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|fact| {
+            let lower = fact.to_lowercase();
+            let retract = lower
+                .strip_prefix("forget ")
+                .or_else(|| lower.strip_prefix("delete "));
+            if let Some(rest) = retract {
+                if let Some((id, text)) = overlapping(rest) {
+                    return json!({"id": id, "text": text, "event": "DELETE"});
+                }
+            }
+            if let Some((id, text)) = existing.iter().find(|(_, t)| squash(t) == squash(fact)) {
+                return json!({"id": id, "text": text, "event": "NONE"});
+            }
+            match overlapping(fact) {
+                Some((id, _)) => json!({"id": id, "text": fact, "event": "UPDATE"}),
+                None => json!({"id": "new", "text": fact, "event": "ADD"}),
+            }
+        })
+        .collect();
+    json!({"memory": decisions})
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut listen = "127.0.0.1:4000".to_string();
+    while let Some(arg) = args.next() {
+        if arg == "--listen" {
+            if let Some(addr) = args.next() {
+                listen = addr;
+            }
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mock gateway: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let gateway = serve_on(listener).await;
+    println!("mock gateway listening on {}", gateway.url());
+    std::future::pending::<()>().await;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Whole-path load comparison, in one run, loopback only, bounded in time:
+#   direct      client -> mock gateway
+#   passthrough client -> memgate -> mock gateway (chat completion without memory_id)
+#   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
+#               turn is not stored, so every request sees the same session)
+# Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNECTIONS="${2:-8}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memgate-target}"
+
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release --locked --bin memgate --example mock_gateway >&2
+BIN="$CARGO_TARGET_DIR/release"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOCK_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+WORK=$(mktemp -d)
+cleanup() { kill "${MOCK_PID:-}" "${MG_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$BIN/examples/mock_gateway" --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
+MOCK_PID=$!
+cat >"$WORK/memgate.toml" <<TOML
+[proxy]
+listen = "127.0.0.1:$PROXY_PORT"
+threads = 1
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[upstream]
+url = "http://127.0.0.1:$MOCK_PORT"
+[storage]
+url = "sqlite://$WORK/memgate.db"
+[embeddings]
+dimensions = 1536
+[[auth.keys]]
+key = "sk-load"
+org = "load"
+role = "admin"
+TOML
+MEMGATE_LOG=warn "$BIN/memgate" --config "$WORK/memgate.toml" >"$WORK/memgate.log" 2>&1 &
+MG_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS -X POST "http://127.0.0.1:$ADMIN_PORT/memory/session/create" -H "Authorization: Bearer sk-load" \
+  -d '{"session_name":"user-load","engine_name":"mem0"}' >/dev/null
+# A session with some history: 50 facts.
+for i in $(seq 1 50); do
+  curl -fsS -X POST "http://127.0.0.1:$ADMIN_PORT/memory/session/add" -H "Authorization: Bearer sk-load" \
+    -d "{\"memory_id\":\"user-load\",\"messages\":[{\"role\":\"user\",\"content\":\"Project number $i is called Atlas$i and runs in region R$i.\"}]}" >/dev/null
+done
+
+PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
+MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
+
+run() { # name url body
+  BODY="$3" KEY=sk-load wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat.lua "$2" >"$WORK/$1.txt"
+  # warm-up is the first second of each run; wrk's percentiles cover the whole run
+}
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f", v}'; }
+pct() { grep -E "^ +$2%" "$WORK/$1.txt" | awk '{print $2}' | to_ms; }
+rps() { grep "Requests/sec" "$WORK/$1.txt" | awk '{print $2}'; }
+
+run direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
+run passthrough "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
+run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
+
+injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
+degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
+echo "machine: $(nproc) cores, $(uname -srm); wrk -t2 -c$CONNECTIONS -d${DURATION}s per run, loopback"
+printf "%-12s %10s %10s %10s %12s\n" run p50_ms p99_ms req_s p50_added_ms
+d50=$(pct direct 50)
+for r in direct passthrough memory; do
+  p50=$(pct $r 50); p99=$(pct $r 99)
+  printf "%-12s %10s %10s %10s %12s\n" "$r" "$p50" "$p99" "$(rps $r)" "$(awk -v a="$p50" -v b="$d50" 'BEGIN{printf "%.3f", a-b}')"
+done
+echo "p99 added: passthrough $(awk -v a="$(pct passthrough 99)" -v b="$(pct direct 99)" 'BEGIN{printf "%.3f", a-b}') ms, memory $(awk -v a="$(pct memory 99)" -v b="$(pct direct 99)" 'BEGIN{printf "%.3f", a-b}') ms"
+echo "memory run: context injected $injected times, degraded $degraded times"
+for r in direct passthrough memory; do
+  errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$r.txt" || true)
+  [ -n "$errors" ] && echo "$r: $errors"
+done
+exit 0

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command: prepares the machine, checks formatting and lints, runs every
+# test. README.md and .ci/run both use it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  # Doc tests first: the runner's closing line must be the full suite's.
+  cargo test --locked --doc
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi

@@ -1,0 +1,252 @@
+//! Black-box harness: the real memgate binary on real sockets, in front of the project's mock
+//! gateway (run in-process so a test can read what the upstream received).
+
+#![allow(dead_code)]
+
+#[path = "../../examples/mock_gateway.rs"]
+#[allow(dead_code)]
+pub mod mock_gateway;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use mock_gateway::MockGateway;
+
+pub const ACME_ADMIN: &str = "sk-acme-admin";
+pub const ACME_MEMBER: &str = "sk-acme-member";
+pub const GLOBEX_ADMIN: &str = "sk-globex-admin";
+pub const GLOBEX_MEMBER: &str = "sk-globex-member";
+
+pub struct Memgate {
+    child: Child,
+    pub proxy: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// A port that was free a moment ago. Pingora binds its listener itself, so the port is
+/// picked here and handed over; the window for a clash is the few milliseconds until start.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+impl Memgate {
+    pub async fn start(upstream: &str) -> Self {
+        Self::start_with(upstream, &[]).await
+    }
+
+    pub async fn start_with(upstream: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proxy_port = free_port();
+        let admin_port = free_port();
+        let config = format!(
+            r#"
+[proxy]
+listen = "127.0.0.1:{proxy_port}"
+threads = 2
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[upstream]
+url = "{upstream}"
+[storage]
+url = "sqlite://{db}"
+[memory]
+retrieval_budget_ms = 2000
+[embeddings]
+dimensions = 256
+[worker]
+poll_interval_ms = 50
+backoff_base_ms = 50
+[internal]
+api_key = "sk-internal-service"
+[[auth.keys]]
+key = "{ACME_ADMIN}"
+org = "acme"
+role = "admin"
+[[auth.keys]]
+key = "{ACME_MEMBER}"
+org = "acme"
+role = "member"
+[[auth.keys]]
+key = "{GLOBEX_ADMIN}"
+org = "globex"
+role = "admin"
+[[auth.keys]]
+key = "{GLOBEX_MEMBER}"
+org = "globex"
+role = "member"
+"#,
+            db = dir.path().join("memgate.db").display(),
+        );
+        let config_path = dir.path().join("memgate.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("memgate.log")).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_memgate"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("MEMGATE_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start memgate");
+        let mut memgate = Self {
+            child,
+            proxy: format!("http://127.0.0.1:{proxy_port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            dir,
+            http: reqwest::Client::new(),
+        };
+        memgate.wait_ready().await;
+        memgate
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("memgate exited early ({status}):\n{}", self.log());
+            }
+            let admin_ok = self
+                .http
+                .get(format!("{}/readyz", self.admin))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let proxy_ok = tokio::net::TcpStream::connect(self.proxy.trim_start_matches("http://"))
+                .await
+                .is_ok();
+            if admin_ok && proxy_ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "memgate not ready:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("memgate.log")).unwrap_or_default()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("memgate.db")
+    }
+
+    pub async fn create_session(&self, key: &str, name: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/memory/session/create", self.admin))
+            .bearer_auth(key)
+            .json(&json!({"session_name": name, "engine_name": "mem0"}))
+            .send()
+            .await
+            .expect("create session")
+    }
+
+    pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/chat/completions", self.proxy))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("chat request")
+    }
+
+    pub async fn facts(&self, key: &str, memory_id: &str) -> Vec<String> {
+        let v: Value = self
+            .http
+            .get(format!("{}/memory/session/{memory_id}/facts", self.admin))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("facts")
+            .json()
+            .await
+            .expect("facts json");
+        v["facts"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .filter_map(|f| f["text"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until the session holds a fact containing `needle`; panics after 20 s.
+    pub async fn wait_for_fact(&self, key: &str, memory_id: &str, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let facts = self.facts(key, memory_id).await;
+            if facts.iter().any(|f| f.contains(needle)) {
+                return facts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no fact containing {needle:?} in {memory_id}: {facts:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Memgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn user_chat(memory_id: Option<&str>, text: &str, stream: bool) -> Value {
+    let mut body = json!({
+        "model": "mock-model",
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": text}
+        ],
+        "stream": stream,
+    });
+    if let Some(id) = memory_id {
+        body["memory_id"] = json!(id);
+    }
+    body
+}
+
+/// The system message the upstream received in its last (non-internal) chat request.
+pub fn last_upstream_chat(mock: &MockGateway) -> Value {
+    mock.chat_requests()
+        .last()
+        .expect("the upstream received a chat request")
+        .body_json()
+}

@@ -1,0 +1,405 @@
+//! End to end: the memgate binary between a client and the mock gateway, memory on the
+//! embedded store.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn setup() -> (MockGateway, Memgate) {
+    let mock = mock_gateway::spawn().await;
+    let memgate = Memgate::start(&mock.url()).await;
+    (mock, memgate)
+}
+
+async fn remembers_across_turns(stream: bool) {
+    let (mock, mg) = setup().await;
+    assert_eq!(
+        mg.create_session(ACME_ADMIN, "user-alice").await.status(),
+        201
+    );
+
+    let first = mg
+        .chat(
+            ACME_MEMBER,
+            json!({
+                "model": "mock-model",
+                "messages": [{"role": "user", "content": "My team is in Singapore. Where should we meet?"}],
+                "memory_id": "user-alice",
+                "stream": stream,
+            }),
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-memgate-memory"], "empty");
+    let text = first.text().await.unwrap();
+    assert!(text.contains("Singapore"), "{text}");
+    mg.wait_for_fact(ACME_MEMBER, "user-alice", "Singapore")
+        .await;
+
+    let second = mg
+        .chat(
+            ACME_MEMBER,
+            user_chat(
+                Some("user-alice"),
+                "Which city is my team based in?",
+                stream,
+            ),
+        )
+        .await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["x-memgate-memory"], "injected");
+    let _ = second.text().await.unwrap();
+
+    let received = last_upstream_chat(&mock);
+    assert!(received.get("memory_id").is_none(), "{received}");
+    assert!(received.get("store_memory").is_none(), "{received}");
+    assert_eq!(received["stream"], json!(stream));
+    let system = received["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("You are helpful.\n\n[Past Context for ID: user-alice]\n- "),
+        "{system}"
+    );
+    assert!(system.contains("My team is in Singapore"), "{system}");
+    assert_eq!(
+        received["messages"][1]["content"],
+        "Which city is my team based in?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembers_across_turns_json() {
+    remembers_across_turns(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembers_across_turns_streaming() {
+    remembers_across_turns(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_calls_use_the_service_key() {
+    let (mock, mg) = setup().await;
+    mg.create_session(ACME_ADMIN, "user-bob").await;
+    mg.chat(
+        ACME_MEMBER,
+        user_chat(
+            Some("user-bob"),
+            "I prefer summaries under 200 words.",
+            false,
+        ),
+    )
+    .await;
+    mg.wait_for_fact(ACME_MEMBER, "user-bob", "summaries").await;
+    let internal: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/embeddings") || r.body.contains("\"facts\""))
+        .collect();
+    assert!(!internal.is_empty());
+    for r in internal {
+        let auth = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(auth, Some("Bearer sk-internal-service"), "{}", r.path);
+    }
+}
+
+/// `store_memory: false`, a failed answer and a cut stream store nothing. A storing turn sent
+/// afterwards is the barrier: once its fact is in, the earlier ones would be too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_or_opted_out_turns_are_not_stored() {
+    let (_mock, mg) = setup().await;
+    mg.create_session(ACME_ADMIN, "user-carol").await;
+
+    let mut opted_out = user_chat(Some("user-carol"), "My cat is called Pixel.", false);
+    opted_out["store_memory"] = json!(false);
+    assert_eq!(mg.chat(ACME_MEMBER, opted_out).await.status(), 200);
+
+    let failed = mg
+        .http
+        .post(format!("{}/v1/chat/completions", mg.proxy))
+        .bearer_auth(ACME_MEMBER)
+        .header("x-mock-status", "500")
+        .json(&user_chat(
+            Some("user-carol"),
+            "My dog is called Rex.",
+            false,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+    let body: Value = failed.json().await.unwrap();
+    assert_eq!(
+        body["error"]["type"], "mock_error",
+        "the upstream's error reaches the client"
+    );
+
+    let cut = mg
+        .http
+        .post(format!("{}/v1/chat/completions", mg.proxy))
+        .bearer_auth(ACME_MEMBER)
+        .header("x-mock-cut-stream", "1")
+        .json(&user_chat(
+            Some("user-carol"),
+            "My bird is called Kiwi.",
+            true,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), 200);
+    assert!(cut.text().await.is_err(), "the client sees the cut");
+
+    mg.chat(
+        ACME_MEMBER,
+        user_chat(Some("user-carol"), "My fish is called Nemo.", false),
+    )
+    .await;
+    let facts = mg.wait_for_fact(ACME_MEMBER, "user-carol", "Nemo").await;
+    for pet in ["Pixel", "Rex", "Kiwi"] {
+        assert!(
+            !facts.iter().any(|f| f.contains(pet)),
+            "{pet} stored: {facts:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_memory_are_forwarded_byte_identical() {
+    let (mock, mg) = setup().await;
+    let raw = "{ \"model\" : \"mock-model\",\n  \"messages\": [ {\"role\":\"user\",\"content\":\"caf\\u00e9 \u{1F600}\"} ],\"temperature\":0.70 }";
+    let response = mg
+        .http
+        .post(format!("{}/v1/chat/completions", mg.proxy))
+        .bearer_auth("sk-any-upstream-key")
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-memgate-memory").is_none());
+    let received = mock.chat_requests();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, raw);
+    assert!(received[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "authorization" && v == "Bearer sk-any-upstream-key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_paths_pass_through_untouched() {
+    let (mock, mg) = setup().await;
+    let direct = reqwest::get(format!("{}/v1/models", mock.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let via = reqwest::get(format!("{}/v1/models", mg.proxy))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(direct, via);
+
+    let embed_body =
+        r#"{"model":"text-embedding-3-small","input":"hello world","memory_id":"not-ours"}"#;
+    let client = reqwest::Client::new();
+    let direct = client
+        .post(format!("{}/v1/embeddings", mock.url()))
+        .body(embed_body)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    mock.clear();
+    let via = client
+        .post(format!("{}/v1/embeddings", mg.proxy))
+        .body(embed_body)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(direct, via);
+    let received = mock.requests();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/v1/embeddings");
+    assert_eq!(
+        received[0].body, embed_body,
+        "memory fields elsewhere are not ours"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_pingoras_retry_buffer_are_forwarded_whole() {
+    let (mock, mg) = setup().await;
+    mg.create_session(ACME_ADMIN, "user-dave").await;
+    let long = format!("I like long documents. {}", "lorem ipsum ".repeat(40_000));
+    let response = mg
+        .chat(ACME_MEMBER, user_chat(Some("user-dave"), &long, false))
+        .await;
+    assert_eq!(response.status(), 200);
+    let received = last_upstream_chat(&mock);
+    assert_eq!(received["messages"][1]["content"], long.as_str());
+}
+
+async fn assert_refused(
+    mg: &Memgate,
+    mock: &MockGateway,
+    key: &str,
+    body: reqwest::Body,
+    status: u16,
+    code: &str,
+) {
+    mock.clear();
+    let response = mg
+        .http
+        .post(format!("{}/v1/chat/completions", mg.proxy))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), status);
+    let v: Value = response.json().await.unwrap();
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string());
+    assert!(
+        mock.requests().is_empty(),
+        "the upstream received {:?}",
+        mock.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_nothing_is_forwarded() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(&mock.url(), &[("MEMGATE_PROXY__MAX_BODY_BYTES", "65536")]).await;
+    mg.create_session(ACME_ADMIN, "user-erin").await;
+    mg.create_session(GLOBEX_ADMIN, "globex-only").await;
+    let body = |v: Value| reqwest::Body::from(v.to_string());
+
+    let mut wrong_type = user_chat(None, "hi", false);
+    wrong_type["memory_id"] = json!(42);
+    assert_refused(
+        &mg,
+        &mock,
+        ACME_MEMBER,
+        body(wrong_type),
+        400,
+        "invalid_memory_id",
+    )
+    .await;
+
+    let mut bad_shape = user_chat(None, "hi", false);
+    bad_shape["memory_id"] = json!("user erin/../x");
+    assert_refused(
+        &mg,
+        &mock,
+        ACME_MEMBER,
+        body(bad_shape),
+        400,
+        "invalid_memory_id",
+    )
+    .await;
+
+    let mut bad_flag = user_chat(Some("user-erin"), "hi", false);
+    bad_flag["store_memory"] = json!("no");
+    assert_refused(
+        &mg,
+        &mock,
+        ACME_MEMBER,
+        body(bad_flag),
+        400,
+        "invalid_store_memory",
+    )
+    .await;
+
+    assert_refused(
+        &mg,
+        &mock,
+        ACME_MEMBER,
+        "{\"model\": ".into(),
+        400,
+        "invalid_json",
+    )
+    .await;
+
+    let ask = || body(user_chat(Some("user-erin"), "hi", false));
+    assert_refused(&mg, &mock, "sk-unknown", ask(), 401, "invalid_api_key").await;
+
+    let unknown = body(user_chat(Some("nobody"), "hi", false));
+    assert_refused(
+        &mg,
+        &mock,
+        ACME_MEMBER,
+        unknown,
+        404,
+        "memory_session_not_found",
+    )
+    .await;
+
+    let foreign = body(user_chat(Some("globex-only"), "hi", false));
+    assert_refused(
+        &mg,
+        &mock,
+        ACME_MEMBER,
+        foreign,
+        404,
+        "memory_session_not_found",
+    )
+    .await;
+
+    let big = body(user_chat(Some("user-erin"), &"x".repeat(70_000), false));
+    assert_refused(&mg, &mock, ACME_MEMBER, big, 413, "request_too_large").await;
+
+    let big_plain = body(user_chat(None, &"x".repeat(70_000), false));
+    assert_refused(&mg, &mock, ACME_MEMBER, big_plain, 413, "request_too_large").await;
+
+    // A chunked body (no Content-Length) is capped while it is read.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![b' '; 40_000]), Ok(vec![b' '; 40_000])];
+    let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    assert_refused(&mg, &mock, ACME_MEMBER, streamed, 413, "request_too_large").await;
+
+    assert!(mg.facts(GLOBEX_ADMIN, "globex-only").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieval_failure_fails_open() {
+    // An upstream whose embeddings endpoint is broken: retrieval fails, the request still goes
+    // through, without context and flagged.
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    mg.create_session(ACME_ADMIN, "user-frank").await;
+    mg.chat(
+        ACME_MEMBER,
+        user_chat(Some("user-frank"), "My office is in Lisbon.", false),
+    )
+    .await;
+    mg.wait_for_fact(ACME_MEMBER, "user-frank", "Lisbon").await;
+    mock.set_embeddings_failing(true);
+    let response = mg
+        .chat(
+            ACME_MEMBER,
+            user_chat(Some("user-frank"), "Where is my office?", false),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-memgate-memory"], "degraded");
+    let received = last_upstream_chat(&mock);
+    assert_eq!(received["messages"][0]["content"], "You are helpful.");
+    assert!(mg.metric("memgate_retrieval_degraded_total").await >= 1.0);
+}
