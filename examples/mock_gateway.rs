@@ -58,6 +58,7 @@ struct MockState {
     requests: Mutex<Vec<RecordedRequest>>,
     counter: AtomicU64,
     embeddings_failing: AtomicBool,
+    internal_failing: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -98,6 +99,13 @@ impl MockGateway {
             .into_iter()
             .filter(|r| r.is_internal())
             .collect()
+    }
+
+    /// Makes memgate's extraction and memory-update calls answer 500.
+    pub fn set_internal_failing(&self, failing: bool) {
+        self.state
+            .internal_failing
+            .store(failing, Ordering::Relaxed);
     }
 
     /// Makes `/v1/embeddings` answer 503, to test what memgate does when retrieval breaks.
@@ -171,7 +179,16 @@ async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Respon
             }
             with_json(&body, embeddings)
         }
-        (Method::POST, "/chat/completions") => chat(&state, &parts.headers, &body),
+        (Method::POST, "/chat/completions") => {
+            let internal = parts.headers.contains_key("x-memgate-purpose");
+            if internal && state.internal_failing.load(Ordering::Relaxed) {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "extraction model is down",
+                );
+            }
+            chat(&state, &parts.headers, &body)
+        }
         _ => error(StatusCode::NOT_FOUND, "no such route on the mock gateway"),
     }
 }

@@ -13,6 +13,11 @@ use crate::memory::{now_ms, vector, Fact, Session};
 use crate::store::{OutboxRow, StoredVector, TurnPayload};
 use crate::usage::UsageEvent;
 
+/// Write transactions take the write lock up front. A deferred one that reads first would
+/// fail with SQLITE_BUSY_SNAPSHOT (which no busy timeout retries) whenever another connection
+/// commits between its read and its first write.
+const WRITE_TRANSACTION: &str = "BEGIN IMMEDIATE";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 #[derive(Clone, Debug)]
@@ -245,7 +250,7 @@ impl SqliteStore {
         changes: &[FactChange],
     ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
         let mut ids = Vec::with_capacity(changes.len());
         for change in changes {
             match change {
@@ -495,7 +500,7 @@ impl SqliteStore {
 
     pub async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
         for e in events {
             sqlx::query(
                 "INSERT INTO usage (org_id, purpose, model, prompt_tokens, completion_tokens, created_at)

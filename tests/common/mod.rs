@@ -223,6 +223,9 @@ role = "member"
 
 impl Drop for Memgate {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- memgate log ----\n{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,0 +1,195 @@
+//! The "mem0" engine through the admin API: LLM memory updates, the fallback extractor when
+//! the extraction model is off or down, and platform-spend accounting of internal calls.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+async fn add(mg: &Memgate, memory_id: &str, text: &str) -> Value {
+    let response = mg
+        .http
+        .post(format!("{}/memory/session/add", mg.admin))
+        .bearer_auth(ACME_MEMBER)
+        .json(&json!({"memory_id": memory_id, "messages": [{"role": "user", "content": text}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn events(answer: &Value) -> Vec<(String, String)> {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_string(),
+                r["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_updates_add_update_and_delete_with_history() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(&mock.url(), &[("MEMGATE_EXTRACTION__LLM_UPDATES", "true")]).await;
+    mg.create_session(ACME_ADMIN, "user-gina").await;
+
+    let first = add(&mg, "user-gina", "I live in Oslo with my partner.").await;
+    assert_eq!(
+        events(&first),
+        vec![("ADD".into(), "I live in Oslo with my partner".into())]
+    );
+    let fact_id = first["results"][0]["id"].as_str().unwrap().to_string();
+
+    let same = add(&mg, "user-gina", "I live in Oslo with my partner!").await;
+    assert_eq!(same["results"][0]["event"], "NONE", "{same}");
+
+    let moved = add(
+        &mg,
+        "user-gina",
+        "I live in Oslo with my partner and our dog.",
+    )
+    .await;
+    assert_eq!(moved["results"][0]["event"], "UPDATE", "{moved}");
+    assert_eq!(
+        moved["results"][0]["id"],
+        fact_id.as_str(),
+        "updates keep the fact's id"
+    );
+    assert_eq!(
+        mg.facts(ACME_MEMBER, "user-gina").await,
+        vec!["I live in Oslo with my partner and our dog"]
+    );
+
+    let forget = add(
+        &mg,
+        "user-gina",
+        "Forget I live in Oslo with my partner and our dog.",
+    )
+    .await;
+    assert_eq!(forget["results"][0]["event"], "DELETE", "{forget}");
+    assert!(mg.facts(ACME_MEMBER, "user-gina").await.is_empty());
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", mg.db_path().display()))
+        .await
+        .unwrap();
+    let history: Vec<String> = sqlx::query(
+        "SELECT event FROM fact_history WHERE org_id = 'acme' AND fact_id = ? ORDER BY id",
+    )
+    .bind(&fact_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("event"))
+    .collect();
+    assert_eq!(history, vec!["ADD", "UPDATE", "DELETE"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extraction_disabled_keeps_the_users_statements() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(&mock.url(), &[("MEMGATE_EXTRACTION__ENABLED", "false")]).await;
+    mg.create_session(ACME_ADMIN, "user-hank").await;
+    let added = add(
+        &mg,
+        "user-hank",
+        "Can you help me? I manage the Berlin office. Please be brief.",
+    )
+    .await;
+    assert_eq!(
+        events(&added),
+        vec![("ADD".into(), "I manage the Berlin office".into())]
+    );
+    assert!(
+        mock.requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/chat/completions")),
+        "no extraction call when extraction is off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_extraction_falls_back_and_loses_no_turn() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(&mock.url(), &[("MEMGATE_EXTRACTION__MAX_RETRIES", "1")]).await;
+    mg.create_session(ACME_ADMIN, "user-ivy").await;
+    mock.set_internal_failing(true);
+    mg.chat(
+        ACME_MEMBER,
+        user_chat(
+            Some("user-ivy"),
+            "My manager is Dana. What should I prepare?",
+            false,
+        ),
+    )
+    .await;
+    let facts = mg.wait_for_fact(ACME_MEMBER, "user-ivy", "Dana").await;
+    assert_eq!(facts, vec!["My manager is Dana"]);
+    let extraction_attempts = mock
+        .internal_requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .count();
+    assert_eq!(
+        extraction_attempts, 2,
+        "one try and one retry before falling back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_calls_are_accounted_as_platform_spend_of_the_org() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    mg.create_session(ACME_ADMIN, "user-jo").await;
+    add(&mg, "user-jo", "I work on the Q3 APAC analysis.").await;
+    mg.chat(
+        ACME_MEMBER,
+        user_chat(Some("user-jo"), "What do I work on?", false),
+    )
+    .await;
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", mg.db_path().display()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = sqlx::query(
+            "SELECT org_id, purpose, SUM(prompt_tokens) AS tokens FROM usage GROUP BY org_id, purpose ORDER BY purpose",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let purposes: Vec<(String, String, i64)> = rows
+            .iter()
+            .map(|r| (r.get("org_id"), r.get("purpose"), r.get("tokens")))
+            .collect();
+        let names: Vec<&str> = purposes.iter().map(|p| p.1.as_str()).collect();
+        if names == ["extraction", "fact_embedding", "query_embedding"] {
+            assert!(
+                purposes.iter().all(|p| p.0 == "acme" && p.2 > 0),
+                "{purposes:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "usage so far: {purposes:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let tagged = mock.internal_requests().iter().all(|r| {
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "x-memgate-org" && v == "acme")
+    });
+    assert!(tagged);
+}
