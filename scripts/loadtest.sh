@@ -5,10 +5,12 @@
 #   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
 #               turn is not stored, so every request sees the same session)
 # Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
+#        PERF_OUT=/tmp/memgate.perf scripts/loadtest.sh   (also profiles the memory run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 CONNECTIONS="${2:-8}"
+THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memgate-target}"
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
@@ -58,7 +60,7 @@ PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are hel
 MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
 run() { # name url body
-  BODY="$3" KEY=sk-load wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat.lua "$2" >"$WORK/$1.txt"
+  BODY="$3" KEY=sk-load wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat.lua "$2" >"$WORK/$1.txt"
   # warm-up is the first second of each run; wrk's percentiles cover the whole run
 }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f", v}'; }
@@ -67,11 +69,17 @@ rps() { grep "Requests/sec" "$WORK/$1.txt" | awk '{print $2}'; }
 
 run direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
 run passthrough "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
+# PERF_OUT=file records a CPU profile of memgate during the memory run (perf report -i file).
+if [ -n "${PERF_OUT:-}" ]; then
+  perf record -F 999 -g -p "$MG_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
+if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
-echo "machine: $(nproc) cores, $(uname -srm); wrk -t2 -c$CONNECTIONS -d${DURATION}s per run, loopback"
+echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, loopback"
 printf "%-12s %10s %10s %10s %12s\n" run p50_ms p99_ms req_s p50_added_ms
 d50=$(pct direct 50)
 for r in direct passthrough memory; do

@@ -7,6 +7,8 @@ pub mod prompts;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -73,26 +75,18 @@ impl LlmClient {
             "dimensions": self.dimensions,
             "encoding_format": "float",
         });
-        let answer = self.post(org, purpose, "/v1/embeddings", &body).await?;
-        self.record_usage(org, purpose, &self.embedding_model, &answer);
-        let mut rows: Vec<(usize, Vec<f32>)> = answer["data"]
-            .as_array()
-            .ok_or_else(|| LlmError::Decode("embeddings answer has no `data` array".into()))?
-            .iter()
+        let answer: EmbeddingAnswer = self.post(org, purpose, "/v1/embeddings", &body).await?;
+        self.record_usage(
+            org,
+            purpose,
+            answer.model.as_deref().unwrap_or(&self.embedding_model),
+            &answer.usage,
+        );
+        let mut rows: Vec<(usize, Vec<f32>)> = answer
+            .data
+            .into_iter()
             .enumerate()
-            .map(|(i, row)| {
-                let index = row["index"].as_u64().map_or(i, |x| x as usize);
-                let vector = row["embedding"]
-                    .as_array()
-                    .map(|xs| {
-                        xs.iter()
-                            .filter_map(|x| x.as_f64())
-                            .map(|x| x as f32)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (index, vector)
-            })
+            .map(|(i, row)| (row.index.unwrap_or(i), row.embedding))
             .collect();
         rows.sort_by_key(|r| r.0);
         if rows.len() != texts.len() {
@@ -150,10 +144,12 @@ impl LlmClient {
         purpose: Purpose,
         body: &Value,
     ) -> Result<Value, LlmError> {
-        let answer = self
+        let answer: Value = self
             .post(org, purpose, "/v1/chat/completions", body)
             .await?;
-        self.record_usage(org, purpose, &self.extraction_model, &answer);
+        let usage = serde_json::from_value(answer["usage"].clone()).unwrap_or_default();
+        let model = answer["model"].as_str().unwrap_or(&self.extraction_model);
+        self.record_usage(org, purpose, model, &usage);
         let content = answer["choices"][0]["message"]["content"]
             .as_str()
             .ok_or_else(|| LlmError::Decode("chat answer has no message content".into()))?;
@@ -161,13 +157,13 @@ impl LlmClient {
             .map_err(|e| LlmError::Decode(format!("chat answer is not JSON: {e}")))
     }
 
-    async fn post(
+    async fn post<T: DeserializeOwned>(
         &self,
         org: &str,
         purpose: Purpose,
         path: &str,
         body: &Value,
-    ) -> Result<Value, LlmError> {
+    ) -> Result<T, LlmError> {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -188,16 +184,41 @@ impl LlmClient {
         serde_json::from_slice(&bytes).map_err(|e| LlmError::Decode(e.to_string()))
     }
 
-    fn record_usage(&self, org: &str, purpose: Purpose, model: &str, answer: &Value) {
-        let usage = &answer["usage"];
+    fn record_usage(&self, org: &str, purpose: Purpose, model: &str, usage: &Usage) {
         self.usage.record(UsageEvent {
             org: org.to_string(),
             purpose,
-            model: answer["model"].as_str().unwrap_or(model).to_string(),
-            prompt_tokens: usage["prompt_tokens"].as_i64().unwrap_or(0),
-            completion_tokens: usage["completion_tokens"].as_i64().unwrap_or(0),
+            model: model.to_string(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
         });
     }
+}
+
+/// The embeddings answer, read straight into floats: it is on the retrieval path and a
+/// 1536-dimension vector as a JSON tree costs more than the rest of retrieval.
+#[derive(Deserialize)]
+struct EmbeddingAnswer {
+    data: Vec<EmbeddingRow>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Usage,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingRow {
+    #[serde(default)]
+    index: Option<usize>,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize, Default)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: i64,
+    #[serde(default)]
+    completion_tokens: i64,
 }
 
 /// Some models wrap JSON in a Markdown fence even when asked for a JSON object.

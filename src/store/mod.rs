@@ -1,6 +1,7 @@
 //! Storage backends. The embedded SQLite store is the default and, for now, the only one.
 
 pub mod sqlite;
+pub mod vector_cache;
 
 pub use sqlite::SqliteStore as Store;
 
@@ -26,6 +27,7 @@ pub struct OutboxRow {
 /// A fact with its vector, as the engines search and deduplicate over them.
 #[derive(Clone, Debug)]
 pub struct StoredVector {
+    pub org_id: String,
     pub fact_id: String,
     pub text: String,
     pub embedding: Vec<f32>,

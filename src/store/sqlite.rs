@@ -3,6 +3,7 @@
 //! `org_id` in its WHERE clause.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -10,6 +11,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::error::StoreError;
 use crate::memory::{now_ms, vector, Fact, Session};
+use crate::store::vector_cache::{SessionVectors, VectorCache};
 use crate::store::{OutboxRow, StoredVector, TurnPayload};
 use crate::usage::UsageEvent;
 
@@ -23,7 +25,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    vectors: Arc<VectorCache>,
 }
+
+/// Room for about 10k facts of 1536 dimensions.
+const VECTOR_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A change to a session's facts, applied with its history row in one transaction.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,7 +67,10 @@ impl SqliteStore {
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            vectors: Arc::new(VectorCache::new(VECTOR_CACHE_BYTES)),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -152,11 +161,19 @@ impl SqliteStore {
 
     // ---- facts ----
 
+    /// Every fact of the session with its vector, from memory when it was read before.
     pub async fn session_vectors(
         &self,
         org_id: &str,
         session_id: i64,
-    ) -> Result<Vec<StoredVector>, StoreError> {
+    ) -> Result<SessionVectors, StoreError> {
+        if let Some(hit) = self.vectors.get(session_id) {
+            // Session ids are global; the org check keeps the cache as scoped as the query.
+            if hit.first().is_none_or(|v| v.org_id == org_id) {
+                return Ok(hit);
+            }
+        }
+        let loaded_at = self.vectors.generation();
         let rows = sqlx::query(
             "SELECT id, text, embedding FROM facts WHERE org_id = ? AND session_id = ?",
         )
@@ -164,10 +181,12 @@ impl SqliteStore {
         .bind(session_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let vectors = rows
+            .iter()
             .map(|r| {
                 let blob: Vec<u8> = r.get("embedding");
                 Ok(StoredVector {
+                    org_id: org_id.to_string(),
                     fact_id: r.get("id"),
                     text: r.get("text"),
                     embedding: vector::decode(&blob).ok_or_else(|| {
@@ -175,7 +194,10 @@ impl SqliteStore {
                     })?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let vectors = Arc::new(vectors);
+        self.vectors.insert(session_id, vectors.clone(), loaded_at);
+        Ok(vectors)
     }
 
     /// Fact ids matching an FTS5 expression, best BM25 first.
@@ -358,6 +380,7 @@ impl SqliteStore {
             }
         }
         tx.commit().await?;
+        self.vectors.invalidate(session_id);
         Ok(ids)
     }
 
