@@ -1,7 +1,8 @@
 //! Hot code on the proxy path, each beside a baseline measured in the same run:
 //! - request: the memory-field probe (every intercepted request) and the full rewrite (requests
 //!   with memory), against copying the body (the least any proxy does with it);
-//! - tee: assembling the answer from SSE and JSON responses, against passing the chunks on.
+//! - tee: assembling the answer from SSE and JSON responses, against passing the chunks on;
+//! - scoring: exact top-k over a session's vectors, against a plain single-sum cosine.
 //!
 //! cargo bench --bench hot_path
 
@@ -163,5 +164,54 @@ fn tee(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request, tee);
+/// The single running sum a straightforward cosine would use: the baseline for the lanes.
+fn naive_cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+fn scoring(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scoring_1536d");
+    let dims = 1536;
+    let vector = |seed: usize| -> Vec<f32> {
+        (0..dims)
+            .map(|i| ((i * 31 + seed * 17) % 97) as f32 / 97.0 - 0.5)
+            .collect()
+    };
+    let query = vector(0);
+    for facts in [50usize, 1000] {
+        let stored: Vec<Vec<f32>> = (1..=facts).map(vector).collect();
+        group.throughput(Throughput::Elements(facts as u64));
+        group.bench_with_input(
+            BenchmarkId::new("baseline_naive_cosine", facts),
+            &stored,
+            |b, stored| {
+                b.iter(|| {
+                    let best = stored
+                        .iter()
+                        .map(|v| naive_cosine(black_box(&query), v))
+                        .fold(f32::MIN, f32::max);
+                    black_box(best)
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("top_k", facts), &stored, |b, stored| {
+            b.iter(|| {
+                black_box(memgate::memory::vector::top_k(
+                    black_box(&query),
+                    stored.iter().map(Vec::as_slice),
+                    3,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, request, tee, scoring);
 criterion_main!(benches);

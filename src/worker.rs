@@ -14,12 +14,23 @@ use crate::store::OutboxRow;
 
 /// A claimed row is another replica's to retry if this one has not finished it by then.
 const LEASE: Duration = Duration::from_secs(300);
+/// Ingested rows are kept this long (for inspection), then purged.
+const KEEP_DONE: Duration = Duration::from_secs(24 * 3600);
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let idle = Duration::from_millis(state.config.worker.poll_interval_ms.max(10));
         let batch = state.config.worker.concurrency.max(1);
+        let mut last_purge = std::time::Instant::now();
         loop {
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = std::time::Instant::now();
+                let before = now_ms() - KEEP_DONE.as_millis() as i64;
+                if let Err(e) = state.store.purge_done_outbox(before).await {
+                    tracing::warn!(error = %e, "cannot purge ingested outbox rows");
+                }
+            }
             let claimed = match state.store.claim_outbox(batch, LEASE).await {
                 Ok(rows) => rows,
                 Err(e) => {

@@ -5,6 +5,10 @@
 //! or between `\r` and `\n`. An answer counts as complete only when the stream says so
 //! (`data: [DONE]` or a `finish_reason`), so a cut stream is never stored as a turn.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Answers longer than this are not kept as turns (the client still gets all of it).
@@ -83,7 +87,7 @@ pub struct SseTee {
     /// Bytes of the line being received (not yet ended by `\n`).
     line: Vec<u8>,
     /// `data:` lines of the event being received.
-    data: String,
+    data: Vec<u8>,
     text: String,
     done: bool,
     finished: bool,
@@ -119,40 +123,34 @@ impl SseTee {
         };
         let value = value.strip_prefix(b" ").unwrap_or(value);
         if !self.data.is_empty() {
-            self.data.push('\n');
+            self.data.push(b'\n');
         }
-        self.data.push_str(&String::from_utf8_lossy(value));
+        self.data.extend_from_slice(value);
     }
 
     fn dispatch(&mut self) {
         let data = std::mem::take(&mut self.data);
-        let data = data.trim();
+        let data = data.trim_ascii();
         if data.is_empty() {
             return;
         }
-        if data == "[DONE]" {
+        if data == b"[DONE]" {
             self.done = true;
             return;
         }
-        let Ok(event) = serde_json::from_str::<Value>(data) else {
+        // Typed and borrowed: only the fields the tee needs are materialised.
+        let Ok(event) = serde_json::from_slice::<StreamEvent>(data) else {
             return;
         };
-        if event.get("error").is_some() {
+        if event.error.is_some() {
             self.failed = true;
             return;
         }
-        let Some(choices) = event.get("choices").and_then(Value::as_array) else {
-            return;
-        };
-        for choice in choices.iter().filter(|c| choice_index(c) == 0) {
-            if let Some(piece) = choice
-                .get("delta")
-                .and_then(|d| d.get("content"))
-                .and_then(Value::as_str)
-            {
+        for choice in event.choices.iter().filter(|c| c.index == 0) {
+            if let Some(piece) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
                 self.text.push_str(piece);
             }
-            if choice.get("finish_reason").is_some_and(|r| !r.is_null()) {
+            if choice.finish_reason.is_some() {
                 self.finished = true;
             }
         }
@@ -166,6 +164,30 @@ impl SseTee {
         self.dispatch();
         (!self.failed && (self.done || self.finished)).then_some(self.text)
     }
+}
+
+#[derive(Deserialize)]
+struct StreamEvent<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<StreamChoice<'a>>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(default, borrow)]
+    delta: Option<StreamDelta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
 }
 
 fn choice_index(choice: &Value) -> u64 {

@@ -501,6 +501,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
+    pub async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM outbox WHERE state = 'done' AND updated_at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Rows by state, for readiness, metrics and tests.
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
@@ -743,6 +752,15 @@ mod tests {
         assert_eq!(again[0].attempts, 2);
         s.fail_outbox(again[0].id, "boom", None).await.unwrap();
         assert_eq!(s.outbox_counts().await.unwrap().dead, 1);
+
+        s.enqueue_turn("k2", "acme", sess.id, &payload)
+            .await
+            .unwrap();
+        let k2 = s.claim_outbox(10, Duration::from_secs(60)).await.unwrap();
+        s.complete_outbox(k2[0].id).await.unwrap();
+        assert_eq!(s.purge_done_outbox(now_ms() + 1).await.unwrap(), 1);
+        let left = s.outbox_counts().await.unwrap();
+        assert_eq!((left.done, left.dead), (0, 1), "dead rows are kept");
     }
 
     #[test]

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs memgate on the embedded store (config/memgate.toml), installing build prerequisites
+# first. Extra arguments go to memgate, e.g. scripts/run.sh check-config.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+exec cargo run --release --locked --bin memgate -- "$@"
