@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Whole-path load comparison, in one run, loopback only, bounded in time:
+#   models_*    GET /v1/models, direct and through memgate (Pingora pass-through)
 #   direct      client -> mock gateway
 #   passthrough client -> memgate -> mock gateway (chat completion without memory_id)
 #   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
@@ -59,6 +60,9 @@ done
 PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
+run_get() { # name url
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$WORK/$1.txt"
+}
 run() { # name url body
   BODY="$3" KEY=sk-load wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat.lua "$2" >"$WORK/$1.txt"
   # warm-up is the first second of each run; wrk's percentiles cover the whole run
@@ -67,6 +71,8 @@ to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /m
 pct() { grep -E "^ +$2%" "$WORK/$1.txt" | awk '{print $2}' | to_ms; }
 rps() { grep "Requests/sec" "$WORK/$1.txt" | awk '{print $2}'; }
 
+run_get models_direct "http://127.0.0.1:$MOCK_PORT/v1/models"
+run_get models_proxied "http://127.0.0.1:$PROXY_PORT/v1/models"
 run direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
 run passthrough "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
 # PERF_OUT=file records a CPU profile of memgate during the memory run (perf report -i file).
@@ -80,15 +86,19 @@ if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true;
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
 echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, loopback"
-printf "%-12s %10s %10s %10s %12s\n" run p50_ms p99_ms req_s p50_added_ms
-d50=$(pct direct 50)
-for r in direct passthrough memory; do
-  p50=$(pct $r 50); p99=$(pct $r 99)
-  printf "%-12s %10s %10s %10s %12s\n" "$r" "$p50" "$p99" "$(rps $r)" "$(awk -v a="$p50" -v b="$d50" 'BEGIN{printf "%.3f", a-b}')"
-done
-echo "p99 added: passthrough $(awk -v a="$(pct passthrough 99)" -v b="$(pct direct 99)" 'BEGIN{printf "%.3f", a-b}') ms, memory $(awk -v a="$(pct memory 99)" -v b="$(pct direct 99)" 'BEGIN{printf "%.3f", a-b}') ms"
+row() { # run baseline
+  p50=$(pct "$1" 50); p99=$(pct "$1" 99); b50=$(pct "$2" 50); b99=$(pct "$2" 99)
+  printf "%-15s %9s %9s %10s %12s %12s\n" "$1" "$p50" "$p99" "$(rps "$1")" \
+    "$(awk -v a="$p50" -v b="$b50" 'BEGIN{printf "%+.3f", a-b}')" "$(awk -v a="$p99" -v b="$b99" 'BEGIN{printf "%+.3f", a-b}')"
+}
+printf "%-15s %9s %9s %10s %12s %12s\n" run p50_ms p99_ms req_s p50_added p99_added
+row models_direct models_direct
+row models_proxied models_direct
+row direct direct
+row passthrough direct
+row memory direct
 echo "memory run: context injected $injected times, degraded $degraded times"
-for r in direct passthrough memory; do
+for r in models_direct models_proxied direct passthrough memory; do
   errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$r.txt" || true)
   [ -n "$errors" ] && echo "$r: $errors"
 done
