@@ -119,18 +119,12 @@ async fn unfinished_or_opted_out_turns_are_not_stored() {
     assert_eq!(mg.chat(ACME_MEMBER, opted_out).await.status(), 200);
 
     let failed = mg
-        .http
-        .post(format!("{}/v1/chat/completions", mg.proxy))
-        .bearer_auth(ACME_MEMBER)
-        .header("x-mock-status", "500")
-        .json(&user_chat(
-            Some("user-carol"),
-            "My dog is called Rex.",
-            false,
-        ))
-        .send()
-        .await
-        .unwrap();
+        .chat_with_header(
+            ACME_MEMBER,
+            ("x-mock-status", "500"),
+            user_chat(Some("user-carol"), "My dog is called Rex.", false),
+        )
+        .await;
     assert_eq!(failed.status(), 500);
     let body: Value = failed.json().await.unwrap();
     assert_eq!(
@@ -139,18 +133,12 @@ async fn unfinished_or_opted_out_turns_are_not_stored() {
     );
 
     let cut = mg
-        .http
-        .post(format!("{}/v1/chat/completions", mg.proxy))
-        .bearer_auth(ACME_MEMBER)
-        .header("x-mock-cut-stream", "1")
-        .json(&user_chat(
-            Some("user-carol"),
-            "My bird is called Kiwi.",
-            true,
-        ))
-        .send()
-        .await
-        .unwrap();
+        .chat_with_header(
+            ACME_MEMBER,
+            ("x-mock-cut-stream", "1"),
+            user_chat(Some("user-carol"), "My bird is called Kiwi.", true),
+        )
+        .await;
     assert_eq!(cut.status(), 200);
     assert!(cut.text().await.is_err(), "the client sees the cut");
 

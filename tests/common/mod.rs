@@ -158,9 +158,20 @@ role = "member"
     }
 
     pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.chat_with_header(key, ("x-test", "1"), body).await
+    }
+
+    /// A chat request with one extra header, e.g. a mock gateway fault control.
+    pub async fn chat_with_header(
+        &self,
+        key: &str,
+        (name, value): (&str, &str),
+        body: Value,
+    ) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/chat/completions", self.proxy))
             .bearer_auth(key)
+            .header(name, value)
             .json(&body)
             .send()
             .await
