@@ -13,5 +13,6 @@ pub mod proxy;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod timestamp;
 pub mod usage;
 pub mod worker;

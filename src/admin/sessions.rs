@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::memory::query::classify;
 use crate::memory::{is_valid_memory_id, Session, TurnMessage, COGNEE_ENGINE, MEM0_ENGINE};
 use crate::proxy::rewrite::content_text;
+use crate::timestamp::rfc3339;
 
 const MAX_PAGE: i64 = 500;
 const MAX_SEARCH_LIMIT: usize = 100;
@@ -243,7 +244,7 @@ fn session_json(session: &Session) -> Value {
         "session_name": session.memory_id,
         "engine_name": session.engine,
         "config": session.config,
-        "created_at": session.created_at,
-        "updated_at": session.updated_at,
+        "created_at": rfc3339(session.created_at),
+        "updated_at": rfc3339(session.updated_at),
     })
 }

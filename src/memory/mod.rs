@@ -21,7 +21,9 @@ pub struct Session {
     pub memory_id: String,
     pub engine: String,
     pub config: serde_json::Value,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub updated_at: i64,
 }
 
@@ -29,7 +31,9 @@ pub struct Session {
 pub struct Fact {
     pub id: String,
     pub text: String,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub updated_at: i64,
 }
 
