@@ -46,7 +46,10 @@ async fn session_lifecycle_add_search_and_list() {
     assert_eq!(created["memory_id"], "user-alice");
     assert_eq!(created["engine_name"], "mem0");
     let created_at = created["created_at"].as_str().unwrap();
-    assert!(created_at.starts_with("20") && created_at.ends_with('Z'), "{created_at}");
+    assert!(
+        created_at.starts_with("20") && created_at.ends_with('Z'),
+        "{created_at}"
+    );
 
     let (status, clash) = post(
         &mg,

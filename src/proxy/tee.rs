@@ -72,13 +72,9 @@ impl JsonTee {
         if self.overflow {
             return None;
         }
-        let value: Value = serde_json::from_slice(&self.body).ok()?;
-        let choice = value
-            .get("choices")?
-            .as_array()?
-            .iter()
-            .find(|c| choice_index(c) == 0)?;
-        crate::proxy::rewrite::content_text(choice.get("message")?.get("content")?)
+        let completion: Completion = serde_json::from_slice(&self.body).ok()?;
+        let choice = completion.choices.into_iter().find(|c| c.index == 0)?;
+        crate::proxy::rewrite::content_text(&choice.message?.content?)
     }
 }
 
@@ -190,8 +186,25 @@ struct StreamDelta<'a> {
     content: Option<Cow<'a, str>>,
 }
 
-fn choice_index(choice: &Value) -> u64 {
-    choice.get("index").and_then(Value::as_u64).unwrap_or(0)
+/// A non-streamed answer, read for choice 0's content only (a string or text parts).
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    #[serde(default)]
+    index: u64,
+    #[serde(default)]
+    message: Option<CompletionMessage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    #[serde(default)]
+    content: Option<Value>,
 }
 
 #[cfg(test)]
