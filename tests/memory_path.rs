@@ -391,3 +391,37 @@ async fn retrieval_failure_fails_open() {
     assert_eq!(received["messages"][0]["content"], "You are helpful.");
     assert!(mg.metric("memgate_retrieval_degraded_total").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_created_sessions_belong_to_the_callers_org() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(
+        &mock.url(),
+        &[("MEMGATE_MEMORY__AUTO_CREATE_SESSIONS", "true")],
+    )
+    .await;
+    let response = mg
+        .chat(
+            ACME_MEMBER,
+            user_chat(Some("user-new"), "My favourite colour is teal.", false),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    mg.wait_for_fact(ACME_MEMBER, "user-new", "teal").await;
+    let foreign = mg
+        .http
+        .get(format!("{}/memory/session/user-new/facts", mg.admin))
+        .bearer_auth(GLOBEX_MEMBER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    // The other org's first use creates its own, empty session under the same name.
+    let theirs = mg
+        .chat(
+            GLOBEX_MEMBER,
+            user_chat(Some("user-new"), "What is my favourite colour?", false),
+        )
+        .await;
+    assert_eq!(theirs.headers()["x-memgate-memory"], "empty");
+}

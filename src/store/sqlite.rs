@@ -139,13 +139,17 @@ impl SqliteStore {
         row.map(|r| session_from_row(&r)).transpose()
     }
 
-    /// The session, created with `engine` when it does not exist yet (race-free).
+    /// The session, created with `engine` when it does not exist yet (race-free). Looks first,
+    /// so the common case costs a read, not a write.
     pub async fn find_or_create_session(
         &self,
         org_id: &str,
         memory_id: &str,
         engine: &str,
     ) -> Result<Session, StoreError> {
+        if let Some(session) = self.find_session(org_id, memory_id).await? {
+            return Ok(session);
+        }
         match self
             .create_session(org_id, memory_id, engine, &serde_json::json!({}))
             .await
