@@ -2,7 +2,7 @@
 //! - request: the memory-field probe (every intercepted request) and the full rewrite (requests
 //!   with memory), against copying the body (the least any proxy does with it);
 //! - tee: assembling the answer from SSE and JSON responses, against passing the chunks on;
-//! - scoring: exact top-k over a session's vectors, against a plain single-sum cosine.
+//! - scoring: exact top-k over a session's vectors, against scoring them with no ranking.
 //!
 //! cargo bench --bench hot_path
 
@@ -164,7 +164,7 @@ fn tee(c: &mut Criterion) {
     group.finish();
 }
 
-/// The single running sum a straightforward cosine would use: the baseline for the lanes.
+/// Scoring alone, with no ranking: the floor under top-k's selection and bookkeeping.
 fn naive_cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
     for (x, y) in a.iter().zip(b) {
