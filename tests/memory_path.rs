@@ -425,3 +425,50 @@ async fn auto_created_sessions_belong_to_the_callers_org() {
         .await;
     assert_eq!(theirs.headers()["x-memgate-memory"], "empty");
 }
+
+/// A client that sends `Expect: 100-continue` holds its body back until it is told to send
+/// it; without the interim answer curl stalls for a second on every large request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_is_answered_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mock, mg) = setup().await;
+    mg.create_session(ACME_ADMIN, "user-kim").await;
+    let body = user_chat(Some("user-kim"), "My desk is on floor 4.", false).to_string();
+    let mut stream = tokio::net::TcpStream::connect(mg.proxy.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: memgate\r\nAuthorization: Bearer {ACME_MEMBER}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_exact(&mut interim),
+    )
+    .await
+    .expect("no 100 Continue before the body was sent")
+    .unwrap();
+    assert!(
+        interim == *b"HTTP/1.1 100 Continue\r\n\r\n",
+        "{:?}",
+        String::from_utf8_lossy(&interim)
+    );
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("Echo: My desk is on floor 4.") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("answer")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let upstream = mock.chat_requests();
+    assert!(upstream[0].headers.iter().all(|(k, _)| k != "expect"));
+}

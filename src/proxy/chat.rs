@@ -77,6 +77,18 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
     if declared.is_some_and(|n| n > limit) {
         return Ok(None);
     }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        // The client holds the body back until told to send it (curl waits a whole second).
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await?;
+    }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > limit {
@@ -210,9 +222,12 @@ async fn forward(
     let path_and_query = request.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = http::HeaderMap::with_capacity(request.headers.len());
     for (name, value) in request.headers.iter() {
+        // Host and length belong to the new request; `Expect` was answered here, and the body
+        // goes out complete.
         if is_hop_by_hop(name.as_str())
             || name == http::header::HOST
             || name == http::header::CONTENT_LENGTH
+            || name == http::header::EXPECT
         {
             continue;
         }
