@@ -59,6 +59,7 @@ struct MockState {
     counter: AtomicU64,
     embeddings_failing: AtomicBool,
     internal_failing: AtomicBool,
+    embeddings_delay_ms: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -106,6 +107,11 @@ impl MockGateway {
         self.state
             .internal_failing
             .store(failing, Ordering::Relaxed);
+    }
+
+    /// Makes `/v1/embeddings` answer only after `ms` milliseconds.
+    pub fn set_embeddings_delay_ms(&self, ms: u64) {
+        self.state.embeddings_delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Makes `/v1/embeddings` answer 503, to test what memgate does when retrieval breaks.
@@ -174,6 +180,10 @@ async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Respon
         }))
         .into_response(),
         (Method::POST, "/embeddings") => {
+            let delay = state.embeddings_delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             if state.embeddings_failing.load(Ordering::Relaxed) {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "embeddings are down");
             }

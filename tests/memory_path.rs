@@ -472,3 +472,31 @@ async fn expect_continue_is_answered_before_the_body_is_read() {
     let upstream = mock.chat_requests();
     assert!(upstream[0].headers.iter().all(|(k, _)| k != "expect"));
 }
+
+/// A memory backend slower than the budget costs a request the budget, not its slowness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_retrieval_is_cut_at_the_budget() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(
+        &mock.url(),
+        &[("MEMGATE_MEMORY__RETRIEVAL_BUDGET_MS", "200")],
+    )
+    .await;
+    mg.create_session(ACME_ADMIN, "user-lee").await;
+    mock.set_embeddings_delay_ms(30_000);
+    let started = std::time::Instant::now();
+    let response = mg
+        .chat(
+            ACME_MEMBER,
+            user_chat(Some("user-lee"), "What did we decide?", false),
+        )
+        .await;
+    // Far below the 30 s the embedding would take; the margin absorbs a loaded machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-memgate-memory"], "degraded");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["choices"][0]["message"]["content"],
+        "Echo: What did we decide?"
+    );
+}
