@@ -119,9 +119,9 @@ async fn unfinished_or_opted_out_turns_are_not_stored() {
     assert_eq!(mg.chat(ACME_MEMBER, opted_out).await.status(), 200);
 
     let failed = mg
-        .chat_with_header(
+        .chat_with_headers(
             ACME_MEMBER,
-            ("x-mock-status", "500"),
+            &[("x-mock-status", "500")],
             user_chat(Some("user-carol"), "My dog is called Rex.", false),
         )
         .await;
@@ -133,9 +133,9 @@ async fn unfinished_or_opted_out_turns_are_not_stored() {
     );
 
     let cut = mg
-        .chat_with_header(
+        .chat_with_headers(
             ACME_MEMBER,
-            ("x-mock-cut-stream", "1"),
+            &[("x-mock-cut-stream", "1")],
             user_chat(Some("user-carol"), "My bird is called Kiwi.", true),
         )
         .await;

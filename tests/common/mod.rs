@@ -158,24 +158,24 @@ role = "member"
     }
 
     pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
-        self.chat_with_header(key, ("x-test", "1"), body).await
+        self.chat_with_headers(key, &[], body).await
     }
 
-    /// A chat request with one extra header, e.g. a mock gateway fault control.
-    pub async fn chat_with_header(
+    /// A chat request with extra headers, e.g. a mock gateway fault control.
+    pub async fn chat_with_headers(
         &self,
         key: &str,
-        (name, value): (&str, &str),
+        headers: &[(&str, &str)],
         body: Value,
     ) -> reqwest::Response {
-        self.http
+        let mut request = self
+            .http
             .post(format!("{}/v1/chat/completions", self.proxy))
-            .bearer_auth(key)
-            .header(name, value)
-            .json(&body)
-            .send()
-            .await
-            .expect("chat request")
+            .bearer_auth(key);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.json(&body).send().await.expect("chat request")
     }
 
     pub async fn facts(&self, key: &str, memory_id: &str) -> Vec<String> {
