@@ -93,10 +93,6 @@ impl KeyRing {
         self.resolve(key)
     }
 
-    pub fn len(&self) -> usize {
-        self.by_digest.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.by_digest.is_empty()
     }

@@ -388,16 +388,6 @@ impl SqliteStore {
         Ok(ids)
     }
 
-    pub async fn history_count(&self, org_id: &str, session_id: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM fact_history WHERE org_id = ? AND session_id = ?",
-        )
-        .bind(org_id)
-        .bind(session_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     // ---- outbox ----
 
     /// Stores a finished turn for ingestion. Idempotent on `idempotency_key`.
@@ -724,7 +714,14 @@ mod tests {
         .await
         .unwrap();
         assert!(s.session_vectors("acme", sess.id).await.unwrap().is_empty());
-        assert_eq!(s.history_count("acme", sess.id).await.unwrap(), 3);
+        let history: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fact_history WHERE org_id = 'acme' AND session_id = ?",
+        )
+        .bind(sess.id)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(history, 3);
     }
 
     #[tokio::test]
