@@ -8,6 +8,8 @@
 //!   `Echo: <last user message>`, as JSON or as an SSE stream.
 //!   Test controls (request headers): `x-mock-status: 500` answers that status,
 //!   `x-mock-cut-stream: 1` aborts the answer mid-body, `x-mock-delay-ms: N` waits first.
+//! - `GET /key/info` as LiteLLM answers it, for the keys registered with `set_key_info`
+//!   (401 for any other key).
 //! - `GET /v1/models`; `GET /__mock/requests` lists what was received, `DELETE` clears it.
 //!
 //! cargo run --example mock_gateway -- --listen 127.0.0.1:4000
@@ -60,6 +62,8 @@ struct MockState {
     embeddings_failing: AtomicBool,
     internal_failing: AtomicBool,
     embeddings_delay_ms: AtomicU64,
+    key_info: Mutex<std::collections::HashMap<String, Value>>,
+    key_info_failing: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -112,6 +116,20 @@ impl MockGateway {
     /// Makes `/v1/embeddings` answer only after `ms` milliseconds.
     pub fn set_embeddings_delay_ms(&self, ms: u64) {
         self.state.embeddings_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Registers a virtual key for `GET /key/info`, with LiteLLM's `info` object.
+    pub fn set_key_info(&self, key: &str, info: Value) {
+        if let Ok(mut k) = self.state.key_info.lock() {
+            k.insert(key.to_string(), info);
+        }
+    }
+
+    /// Makes `GET /key/info` answer 503.
+    pub fn set_key_info_failing(&self, failing: bool) {
+        self.state
+            .key_info_failing
+            .store(failing, Ordering::Relaxed);
     }
 
     /// Makes `/v1/embeddings` answer 503, to test what memgate does when retrieval breaks.
@@ -179,6 +197,7 @@ async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Respon
             ]
         }))
         .into_response(),
+        (Method::GET, "/key/info") => key_info(&state, &parts.headers),
         (Method::POST, "/embeddings") => {
             let delay = state.embeddings_delay_ms.load(Ordering::Relaxed);
             if delay > 0 {
@@ -200,6 +219,26 @@ async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Respon
             chat(&state, &parts.headers, &body)
         }
         _ => error(StatusCode::NOT_FOUND, "no such route on the mock gateway"),
+    }
+}
+
+fn key_info(state: &MockState, headers: &HeaderMap) -> Response {
+    if state.key_info_failing.load(Ordering::Relaxed) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "key database unreachable");
+    }
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let info = state.key_info.lock().ok().and_then(|k| k.get(key).cloned());
+    match info {
+        Some(info) => axum::Json(json!({"key": format!("hashed-{}", key.len()), "info": info}))
+            .into_response(),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication Error, invalid user key",
+        ),
     }
 }
 

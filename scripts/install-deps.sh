@@ -12,3 +12,16 @@ if [ "${#need[@]}" -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# A virtualenv for the Python clients the tests use, outside the clone so that fresh
+# checkouts reuse it; reinstalled only when the requirements change.
+venv="${MEMGATE_PYTHON_ENV:-$HOME/.cache/memgate-python}"
+requirements="$(dirname "$0")/python-requirements.txt"
+stamp="$venv/.requirements.sha256"
+wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "preparing python environment in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$wanted" > "$stamp"
+fi

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::auth::KeyRing;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::llm::LlmClient;
 use crate::memory::facts::FactsEngine;
@@ -25,7 +25,7 @@ pub enum StartError {
 pub struct AppState {
     pub config: Config,
     pub store: Store,
-    pub keys: KeyRing,
+    pub auth: Authenticator,
     pub engine: FactsEngine,
     pub metrics: Metrics,
     pub usage: UsageSink,
@@ -37,10 +37,7 @@ impl AppState {
     /// Connects the store (migrating it if configured) and builds the shared state. The usage
     /// writer is returned to be spawned on the runtime that will own it.
     pub async fn init(config: Config) -> Result<(Arc<Self>, UsageWriter), StartError> {
-        let keys = KeyRing::from_config(&config.auth)?;
-        if keys.is_empty() {
-            tracing::warn!("no API keys configured: every memory request will be refused with 401");
-        }
+        let auth = Authenticator::from_config(&config.auth, &config.upstream)?;
         let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
         if config.storage.migrate_on_start {
             store.migrate().await?;
@@ -57,7 +54,7 @@ impl AppState {
             Arc::new(Self {
                 config,
                 store,
-                keys,
+                auth,
                 engine,
                 metrics: Metrics::default(),
                 usage,

@@ -212,6 +212,71 @@ pub struct GraphConfig {
 pub struct AuthConfig {
     pub keys_file: Option<PathBuf>,
     pub keys: Vec<KeyEntry>,
+    pub trusted_header: TrustedHeaderConfig,
+    pub introspection: IntrospectionConfig,
+}
+
+/// For deployments where an authenticator in front has already resolved the caller: its
+/// headers are believed only from the listed networks, and are ignored from anywhere else.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustedHeaderConfig {
+    pub enabled: bool,
+    pub org_header: String,
+    /// `admin` or `member`; `default_role` when the header is absent.
+    pub role_header: String,
+    pub default_role: Role,
+    /// Source networks (CIDR, or single addresses) the authenticator connects from.
+    pub networks: Vec<String>,
+}
+
+impl Default for TrustedHeaderConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            org_header: "x-authenticated-org".into(),
+            role_header: "x-authenticated-role".into(),
+            default_role: Role::Member,
+            networks: Vec::new(),
+        }
+    }
+}
+
+/// Asks the upstream LiteLLM proxy which org or team a key belongs to (`GET /key/info` with
+/// the caller's own key), for keys that are not in the static list.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntrospectionConfig {
+    pub enabled: bool,
+    /// Base URL of the gateway's management API; `upstream.url` when unset.
+    pub url: Option<String>,
+    pub path: String,
+    pub timeout_ms: u64,
+    /// How long an answer is believed; a revoked key keeps working at most this long.
+    pub cache_ttl_seconds: u64,
+    /// How long a refused key is remembered as refused.
+    pub negative_cache_ttl_seconds: u64,
+    pub max_cached_keys: usize,
+    /// Fields of the key's `info` tried in order for the org (LiteLLM: `org_id`, `team_id`).
+    pub org_fields: Vec<String>,
+    /// The key's `info.metadata` entry that makes it an admin when it says `admin`.
+    pub role_metadata_key: String,
+}
+
+impl Default for IntrospectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: None,
+            path: "/key/info".into(),
+            timeout_ms: 2_000,
+            cache_ttl_seconds: 300,
+            negative_cache_ttl_seconds: 30,
+            max_cached_keys: 10_000,
+            org_fields: vec!["org_id".into(), "team_id".into()],
+            role_metadata_key: "memgate_role".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -239,6 +304,8 @@ pub struct WorkerConfig {
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
     pub concurrency: usize,
+    /// How often facts past their session's TTL are purged.
+    pub retention_interval_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -249,6 +316,7 @@ impl Default for WorkerConfig {
             backoff_base_ms: 500,
             backoff_max_ms: 300_000,
             concurrency: 2,
+            retention_interval_ms: 60_000,
         }
     }
 }
@@ -342,6 +410,42 @@ impl Config {
         for (i, key) in self.auth.keys.iter().enumerate() {
             key.validate()
                 .map_err(|reason| invalid(&format!("auth.keys[{i}]"), reason))?;
+        }
+        let trusted = &self.auth.trusted_header;
+        if trusted.enabled {
+            if trusted.networks.is_empty() {
+                return Err(invalid(
+                    "auth.trusted_header.networks",
+                    "list the networks the authenticator connects from; an empty list would trust no one".into(),
+                ));
+            }
+            crate::auth::trusted_header::parse_networks(&trusted.networks)
+                .map_err(|reason| invalid("auth.trusted_header.networks", reason))?;
+            for (path, name) in [
+                ("auth.trusted_header.org_header", &trusted.org_header),
+                ("auth.trusted_header.role_header", &trusted.role_header),
+            ] {
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| invalid(path, format!("`{name}` is not a header name")))?;
+            }
+        }
+        let introspection = &self.auth.introspection;
+        if introspection.enabled {
+            let base = introspection.url.as_deref().unwrap_or(&self.upstream.url);
+            reqwest::Url::parse(base)
+                .map_err(|e| invalid("auth.introspection.url", e.to_string()))?;
+            if !introspection.path.starts_with('/') {
+                return Err(invalid(
+                    "auth.introspection.path",
+                    "must start with `/`".into(),
+                ));
+            }
+            if introspection.org_fields.is_empty() {
+                return Err(invalid(
+                    "auth.introspection.org_fields",
+                    "name at least one field".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("memory session `{0}` was deleted")]
+    SessionGone(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,10 @@ impl ApiError {
         Self::new(404, "invalid_request_error", "not_found", message)
     }
 
+    pub fn resource_not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(404, "invalid_request_error", code, message)
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(409, "invalid_request_error", code, message)
     }
@@ -115,6 +121,19 @@ impl ApiError {
         Self::new(502, "upstream_error", "upstream_unavailable", message)
     }
 
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(503, "service_unavailable", code, message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            "this endpoint does not accept that method",
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal_error", "internal_error", message)
     }
@@ -133,6 +152,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 Self::conflict("already_exists", format!("{what} already exists"))
             }
+            StoreError::SessionGone(memory_id) => Self::session_not_found(&memory_id),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Self::internal("storage failure")

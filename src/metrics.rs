@@ -36,11 +36,17 @@ counters! {
     turns_ingested_total: "Outbox turns ingested.",
     ingest_failures_total: "Failed ingestion attempts (each is retried with backoff).",
     turns_dead_lettered_total: "Turns given up on after their last attempt.",
+    facts_expired_total: "Facts purged because their session's TTL ran out.",
+    auth_unavailable_total: "Requests whose caller could not be resolved because key introspection failed.",
 }
 
 impl Metrics {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn render(&self, outbox: Option<OutboxCounts>, usage_dropped: u64) -> String {

@@ -22,7 +22,10 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let idle = Duration::from_millis(state.config.worker.poll_interval_ms.max(10));
         let batch = state.config.worker.concurrency.max(1);
+        let retention_every =
+            Duration::from_millis(state.config.worker.retention_interval_ms.max(10));
         let mut last_purge = std::time::Instant::now();
+        let mut last_retention = std::time::Instant::now();
         loop {
             if last_purge.elapsed() >= PURGE_EVERY {
                 last_purge = std::time::Instant::now();
@@ -30,6 +33,10 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                 if let Err(e) = state.store.purge_done_outbox(before).await {
                     tracing::warn!(error = %e, "cannot purge ingested outbox rows");
                 }
+            }
+            if last_retention.elapsed() >= retention_every {
+                last_retention = std::time::Instant::now();
+                purge_expired_facts(&state).await;
             }
             let claimed = match state.store.claim_outbox(batch, LEASE).await {
                 Ok(rows) => rows,
@@ -57,6 +64,30 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// Deletes facts past their session's TTL. They are already invisible to reads; this gives
+/// the space back and writes their DELETE history.
+async fn purge_expired_facts(state: &AppState) {
+    let sessions = match state.store.sessions_with_ttl().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list sessions with a fact TTL");
+            return;
+        }
+    };
+    for session in sessions {
+        match state.store.enforce_retention(&session).await {
+            Ok(0) => {}
+            Ok(n) => {
+                Metrics::add(&state.metrics.facts_expired_total, n);
+                tracing::info!(memory_id = %session.memory_id, org = %session.org_id, purged = n, "expired facts purged");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, memory_id = %session.memory_id, "cannot purge expired facts")
+            }
+        }
+    }
 }
 
 async fn process(state: &AppState, row: OutboxRow) {

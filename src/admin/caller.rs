@@ -1,7 +1,10 @@
 //! The caller of an admin endpoint, from `Authorization: Bearer <key>`. Handlers take the org
 //! from here and nowhere else.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -10,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::config::Role;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 pub struct Caller(pub Principal);
 
@@ -29,17 +33,20 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        state
-            .keys
-            .resolve_authorization(header)
-            .cloned()
-            .map(Caller)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing or unknown API key (Authorization: Bearer <key>)")
-            })
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        match state.auth.resolve(&parts.headers, peer).await {
+            Ok(Some(principal)) => Ok(Caller(principal)),
+            Ok(None) => Err(ApiError::unauthorized(
+                "missing or unknown API key (Authorization: Bearer <key>)",
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "caller unresolvable");
+                Metrics::inc(&state.metrics.auth_unavailable_total);
+                Err(ApiError::unavailable("auth_unavailable", e.to_string()))
+            }
+        }
     }
 }

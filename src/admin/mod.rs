@@ -1,15 +1,26 @@
-//! The admin listener (axum): the management API, health, readiness and metrics.
+//! The admin listener (axum): the management API, its OpenAPI document, health, readiness and
+//! metrics. Routes are registered together with their OpenAPI descriptions, so the document
+//! cannot miss an endpoint.
 
 mod caller;
+mod engines;
+mod facts;
 mod health;
 mod json_body;
+mod query;
 mod sessions;
+mod views;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -17,25 +28,75 @@ use crate::error::ApiError;
 pub use caller::Caller;
 pub use json_body::JsonBody;
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let body_limit = state.config.admin.max_body_bytes;
-    Router::new()
-        .route("/memory/engines", get(sessions::engines))
-        .route("/memory/session/create", post(sessions::create))
-        .route("/memory/session/add", post(sessions::add))
-        .route("/memory/session/search", post(sessions::search))
-        .route("/memory/session/{memory_id}/facts", get(sessions::facts))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "memgate management API",
+        description = "Memory sessions, their facts and history. Every call is scoped to the org of the caller's key; another org's sessions answer 404. Errors have the shape {\"error\":{\"message\",\"type\",\"code\"}}."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "sessions", description = "Memory sessions and their config"),
+        (name = "facts", description = "What a session remembers"),
+        (name = "operations", description = "Health, readiness and metrics (no key needed)")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
 }
 
-/// Serves the admin API on an already bound listener until the process ends.
+/// The router and the OpenAPI document generated from the same registrations.
+pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
+    let body_limit = state.config.admin.max_body_bytes;
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(engines::list))
+        .routes(routes!(sessions::create))
+        .routes(routes!(sessions::list))
+        .routes(routes!(
+            sessions::details,
+            sessions::patch,
+            sessions::delete
+        ))
+        .routes(routes!(facts::add))
+        .routes(routes!(facts::search))
+        .routes(routes!(facts::list))
+        .routes(routes!(facts::delete))
+        .routes(routes!(facts::history))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .split_for_parts();
+    let document = api.clone();
+    let router = router
+        .route("/openapi.json", get(move || async move { Json(document) }))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    (router, api)
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    router_and_openapi(state).0
+}
+
+/// Serves the admin API on an already bound listener until the process ends. The peer's
+/// address is kept for the trusted-header check.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) {
-    if let Err(e) = axum::serve(listener, router(state)).await {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener stopped");
     }
 }

@@ -1,61 +1,48 @@
-//! Memory sessions: create, ingest, search, list facts. Every query is scoped to the caller's
-//! org; a session of another org is answered exactly like one that does not exist.
+//! Memory sessions: create, list, read, change and delete. Every query is scoped to the
+//! caller's org; a session of another org is answered exactly like one that does not exist.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::response::IntoResponse;
+use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::query::{Page, PathParams, QueryParams};
+use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::memory::query::classify;
-use crate::memory::{is_valid_memory_id, Session, TurnMessage, COGNEE_ENGINE, MEM0_ENGINE};
-use crate::proxy::rewrite::content_text;
-use crate::timestamp::rfc3339;
+use crate::memory::{is_valid_memory_id, Session, SessionConfig, COGNEE_ENGINE, MEM0_ENGINE};
+use crate::store::sqlite::SessionStats;
 
-const MAX_PAGE: i64 = 500;
-const MAX_SEARCH_LIMIT: usize = 100;
-
-pub async fn engines() -> impl IntoResponse {
-    Json(json!({
-        "engines": [
-            {
-                "name": MEM0_ENGINE,
-                "backends": ["sqlite"],
-                "description": "Extracted facts with vectors: preferences, recent facts, short-to-medium semantic recall.",
-                "search_types": ["FACTS"],
-                "available": true
-            },
-            {
-                "name": COGNEE_ENGINE,
-                "backends": ["neo4j", "pgvector", "postgres"],
-                "description": "Knowledge graph of entities and relationships.",
-                "search_types": ["GRAPH_COMPLETION", "CHUNKS", "SUMMARIES"],
-                "available": false
-            }
-        ]
-    }))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// Becomes the session's `memory_id`: `[A-Za-z0-9._:@-]{1,128}`, unique in the org.
     session_name: String,
+    /// `mem0` (see GET /memory/engines).
     engine_name: String,
     #[serde(default)]
+    #[schema(value_type = Option<SessionConfig>)]
     config: Option<Value>,
 }
 
+/// Creates a memory session in the caller's org (admin keys only).
+#[utoipa::path(post, path = "/memory/session/create", tag = "sessions",
+    request_body = CreateSession,
+    responses(
+        (status = 201, body = SessionView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "the org already has a session of that name", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<CreateSession>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     caller.require_admin()?;
     if !is_valid_memory_id(&body.session_name) {
         return Err(ApiError::unprocessable(
@@ -63,28 +50,11 @@ pub async fn create(
             "field `session_name`: must match [A-Za-z0-9._:@-]{1,128}",
         ));
     }
-    match body.engine_name.as_str() {
-        MEM0_ENGINE => {}
-        COGNEE_ENGINE => {
-            return Err(ApiError::unprocessable(
-                "engine_unavailable",
-                "field `engine_name`: the cognee engine is not available in this build",
-            ))
-        }
-        other => {
-            return Err(ApiError::unprocessable(
-                "unknown_engine",
-                format!("field `engine_name`: unknown engine `{other}` (see GET /memory/engines)"),
-            ))
-        }
-    }
-    let config = body.config.unwrap_or_else(|| json!({}));
-    if !config.is_object() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "field `config`: must be an object",
-        ));
-    }
+    check_engine(&body.engine_name)?;
+    let config = match body.config {
+        Some(v) => SessionConfig::from_request(v)?,
+        None => SessionConfig::default(),
+    };
     let session = state
         .store
         .create_session(
@@ -94,136 +64,160 @@ pub async fn create(
             &config,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(session_json(&session))))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddFacts {
-    memory_id: String,
-    messages: Vec<Value>,
-}
-
-pub async fn add(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    JsonBody(body): JsonBody<AddFacts>,
-) -> Result<impl IntoResponse, ApiError> {
-    let session = owned_session(&state, &caller, &body.memory_id).await?;
-    let mut messages = Vec::with_capacity(body.messages.len());
-    for (i, m) in body.messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str);
-        let content = m.get("content").and_then(content_text);
-        match (role, content) {
-            (Some(role), Some(content)) => messages.push(TurnMessage {
-                role: role.to_string(),
-                content,
-            }),
-            _ => {
-                return Err(ApiError::unprocessable(
-                    "invalid_field",
-                    format!("field `messages[{i}]`: needs a `role` and a text `content`"),
-                ))
-            }
-        }
-    }
-    if messages.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "field `messages`: must not be empty",
-        ));
-    }
-    let events = state.engine.ingest(&session, &messages).await?;
-    Ok(Json(
-        json!({"memory_id": session.memory_id, "results": events}),
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionView::new(session, SessionStats::default())),
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchFacts {
-    memory_id: String,
-    query: String,
-    #[serde(default)]
-    limit: Option<usize>,
-    #[serde(default)]
-    search_type: Option<String>,
+fn check_engine(name: &str) -> Result<(), ApiError> {
+    match name {
+        MEM0_ENGINE => Ok(()),
+        COGNEE_ENGINE => Err(ApiError::unprocessable(
+            "engine_unavailable",
+            "field `engine_name`: the cognee engine is not available in this build",
+        )),
+        other => Err(ApiError::unprocessable(
+            "unknown_engine",
+            format!("field `engine_name`: unknown engine `{other}` (see GET /memory/engines)"),
+        )),
+    }
 }
 
-pub async fn search(
+/// The caller's org's sessions, oldest first.
+#[utoipa::path(get, path = "/memory/sessions", tag = "sessions", params(Page),
+    responses((status = 200, body = SessionList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(body): JsonBody<SearchFacts>,
-) -> Result<impl IntoResponse, ApiError> {
-    let session = owned_session(&state, &caller, &body.memory_id).await?;
-    if let Some(t) = body.search_type.as_deref() {
-        if !t.eq_ignore_ascii_case("FACTS") {
-            return Err(ApiError::unprocessable(
-                "unsupported_search_type",
-                format!(
-                    "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
-                    session.engine
-                ),
-            ));
-        }
-    }
-    let limit = body.limit.unwrap_or(state.config.memory.top_k);
-    if limit == 0 || limit > MAX_SEARCH_LIMIT {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("field `limit`: must be between 1 and {MAX_SEARCH_LIMIT}"),
-        ));
-    }
-    let results = state.engine.search(&session, &body.query, limit).await?;
-    let kind = match classify(&body.query) {
-        crate::memory::query::QueryKind::Question => "question",
-        crate::memory::query::QueryKind::Keywords => "keywords",
-    };
-    Ok(Json(json!({
-        "memory_id": session.memory_id,
-        "query": body.query,
-        "query_kind": kind,
-        "search_type": "FACTS",
-        "results": results,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
-pub async fn facts(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(memory_id): Path<String>,
-    Query(page): Query<Page>,
-) -> Result<impl IntoResponse, ApiError> {
-    let session = owned_session(&state, &caller, &memory_id).await?;
-    let limit = page.limit.unwrap_or(100);
-    let offset = page.offset.unwrap_or(0);
-    if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
-        return Err(ApiError::bad_request(
-            "invalid_page",
-            format!("`limit` must be 1..={MAX_PAGE} and `offset` at least 0"),
-        ));
-    }
-    let (facts, total) = state
+    QueryParams(page): QueryParams<Page>,
+) -> Result<Json<SessionList>, ApiError> {
+    let (limit, offset) = page.resolve()?;
+    let (sessions, total) = state
         .store
-        .list_facts(&session.org_id, session.id, limit, offset)
+        .list_sessions(&caller.0.org, limit, offset)
         .await?;
-    Ok(Json(json!({
-        "memory_id": session.memory_id,
-        "facts": facts,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    })))
+    Ok(Json(SessionList {
+        sessions: sessions
+            .into_iter()
+            .map(|(s, stats)| SessionView::new(s, stats))
+            .collect(),
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// A session's engine, config, counts and timestamps.
+#[utoipa::path(get, path = "/memory/session/{memory_id}", tag = "sessions",
+    params(("memory_id" = String, Path)),
+    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn details(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams(memory_id): PathParams<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let session = owned_session(&state, &caller, &memory_id).await?;
+    let stats = state.store.session_stats(&session).await?;
+    Ok(Json(SessionView::new(session, stats)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSession {
+    /// Merged into the current config (JSON merge patch): a key set to null goes back to
+    /// its default.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    config: Option<Value>,
+    /// Accepted only when it names the session's current engine.
+    #[serde(default)]
+    engine_name: Option<String>,
+    /// Accepted only when it is the session's current name.
+    #[serde(default)]
+    session_name: Option<String>,
+}
+
+/// Changes a session's config (admin keys only). The engine cannot change: 409.
+#[utoipa::path(patch, path = "/memory/session/{memory_id}", tag = "sessions",
+    params(("memory_id" = String, Path)), request_body = PatchSession,
+    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams(memory_id): PathParams<String>,
+    JsonBody(body): JsonBody<PatchSession>,
+) -> Result<Json<SessionView>, ApiError> {
+    caller.require_admin()?;
+    let session = owned_session(&state, &caller, &memory_id).await?;
+    if body
+        .engine_name
+        .as_ref()
+        .is_some_and(|e| *e != session.engine)
+    {
+        return Err(ApiError::conflict(
+            "engine_immutable",
+            "Sessions cannot change engine after creation",
+        ));
+    }
+    if body
+        .session_name
+        .as_ref()
+        .is_some_and(|n| *n != session.memory_id)
+    {
+        return Err(ApiError::conflict(
+            "session_name_immutable",
+            "a session's name is its memory_id and cannot change; create a new session instead",
+        ));
+    }
+    let config = match body.config {
+        Some(patch) => session.config.merged(patch)?,
+        None => session.config.clone(),
+    };
+    let updated = state
+        .store
+        .update_session_config(&caller.0.org, &memory_id, &config)
+        .await?
+        .ok_or_else(|| ApiError::session_not_found(&memory_id))?;
+    // A lower cap or a shorter TTL takes effect now, not at the next write.
+    state.store.enforce_retention(&updated).await?;
+    let stats = state.store.session_stats(&updated).await?;
+    Ok(Json(SessionView::new(updated, stats)))
+}
+
+/// Deletes a session with every fact, history event and pending turn (admin keys only).
+#[utoipa::path(delete, path = "/memory/session/{memory_id}", tag = "sessions",
+    params(("memory_id" = String, Path)),
+    responses((status = 200, body = SessionDeleted), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams(memory_id): PathParams<String>,
+) -> Result<Json<SessionDeleted>, ApiError> {
+    caller.require_admin()?;
+    if !is_valid_memory_id(&memory_id) {
+        return Err(ApiError::session_not_found(&memory_id));
+    }
+    let facts_deleted = state
+        .store
+        .delete_session(&caller.0.org, &memory_id)
+        .await?
+        .ok_or_else(|| ApiError::session_not_found(&memory_id))?;
+    tracing::info!(%memory_id, org = %caller.0.org, facts_deleted, "memory session deleted");
+    Ok(Json(SessionDeleted {
+        memory_id,
+        deleted: true,
+        facts_deleted,
+    }))
 }
 
 /// The caller's org's session, or 404, whether it does not exist or belongs to another org.
-async fn owned_session(
+pub async fn owned_session(
     state: &AppState,
     caller: &Caller,
     memory_id: &str,
@@ -236,15 +230,4 @@ async fn owned_session(
         .find_session(&caller.0.org, memory_id)
         .await?
         .ok_or_else(|| ApiError::session_not_found(memory_id))
-}
-
-fn session_json(session: &Session) -> Value {
-    json!({
-        "memory_id": session.memory_id,
-        "session_name": session.memory_id,
-        "engine_name": session.engine,
-        "config": session.config,
-        "created_at": rfc3339(session.created_at),
-        "updated_at": rfc3339(session.updated_at),
-    })
 }

@@ -9,7 +9,7 @@ use crate::config::{ExtractionConfig, MemoryConfig};
 use crate::error::MemoryError;
 use crate::llm::{prompts, LlmClient};
 use crate::memory::query::{classify, fts_match_expression, QueryKind};
-use crate::memory::{declarative, vector, ScoredFact, Session, TurnMessage};
+use crate::memory::{declarative, now_ms, vector, ScoredFact, Session, TurnMessage};
 use crate::store::sqlite::FactChange;
 use crate::store::{Store, StoredVector};
 use crate::usage::Purpose;
@@ -28,10 +28,13 @@ pub struct FactsEngine {
     dedup_threshold: f32,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FactEvent {
+    /// The fact written, or the stored fact a `NONE` matched.
     pub id: Option<String>,
     pub text: String,
+    /// `ADD`, `UPDATE`, `DELETE` or `NONE`.
+    #[schema(value_type = String)]
     pub event: &'static str,
 }
 
@@ -63,10 +66,12 @@ impl FactsEngine {
             .llm
             .embed(&session.org_id, Purpose::FactEmbedding, &facts)
             .await?;
-        let existing = self
+        let stored = self
             .store
             .session_vectors(&session.org_id, session.id)
             .await?;
+        // Expired facts awaiting their purge must not absorb new ones as duplicates.
+        let existing = live_facts(session, &stored);
         let planned = if self.extraction.enabled && self.extraction.llm_updates {
             match self
                 .plan_with_llm(session, &facts, &embeddings, &existing)
@@ -84,7 +89,7 @@ impl FactsEngine {
         let changes: Vec<FactChange> = planned.iter().filter_map(|p| p.change.clone()).collect();
         let mut ids = self
             .store
-            .apply_fact_changes(&session.org_id, session.id, &changes)
+            .apply_fact_changes(session, &changes, "ingest")
             .await?
             .into_iter();
         Ok(planned
@@ -120,10 +125,11 @@ impl FactsEngine {
             .await?
             .pop()
             .unwrap_or_default();
-        let stored = self
+        let all = self
             .store
             .session_vectors(&session.org_id, session.id)
             .await?;
+        let stored = live_facts(session, &all);
         if stored.is_empty() {
             return Ok(Vec::new());
         }
@@ -140,7 +146,7 @@ impl FactsEngine {
             return Ok(by_meaning
                 .into_iter()
                 .take(limit)
-                .map(|(i, score)| scored(&stored[i], score))
+                .map(|(i, score)| scored(stored[i], score))
                 .collect());
         };
         let by_terms = self
@@ -161,7 +167,7 @@ impl FactsEngine {
             vector::reciprocal_rank_fusion(&[meaning_ids, term_ids], RRF_K)
                 .into_iter()
                 .take(limit)
-                .map(|(i, score)| scored(&stored[i], score))
+                .map(|(i, score)| scored(stored[i], score))
                 .collect(),
         )
     }
@@ -205,7 +211,7 @@ impl FactsEngine {
         &self,
         facts: &[String],
         embeddings: &[Vec<f32>],
-        existing: &[StoredVector],
+        existing: &[&StoredVector],
     ) -> Vec<Planned> {
         let mut accepted: Vec<(&str, &[f32])> = Vec::new();
         let mut planned = Vec::with_capacity(facts.len());
@@ -245,7 +251,7 @@ impl FactsEngine {
         session: &Session,
         facts: &[String],
         embeddings: &[Vec<f32>],
-        existing: &[StoredVector],
+        existing: &[&StoredVector],
     ) -> Result<Vec<Planned>, MemoryError> {
         let mut shown: Vec<&StoredVector> = Vec::new();
         for embedding in embeddings {
@@ -255,7 +261,7 @@ impl FactsEngine {
                 UPDATE_NEIGHBOURS,
             ) {
                 if !shown.iter().any(|s| s.fact_id == existing[i].fact_id) {
-                    shown.push(&existing[i]);
+                    shown.push(existing[i]);
                 }
             }
         }
@@ -364,6 +370,12 @@ impl Planned {
             change: None,
         }
     }
+}
+
+/// The session's facts that its TTL still lets count.
+fn live_facts<'a>(session: &Session, stored: &'a [StoredVector]) -> Vec<&'a StoredVector> {
+    let since = session.config.fresh_since(now_ms()).unwrap_or(i64::MIN);
+    stored.iter().filter(|s| s.updated_at >= since).collect()
 }
 
 fn scored(stored: &StoredVector, score: f32) -> ScoredFact {

@@ -4,9 +4,13 @@ pub mod context_block;
 pub mod declarative;
 pub mod facts;
 pub mod query;
+pub mod session_config;
 pub mod vector;
 
+pub use session_config::SessionConfig;
+
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub const MEM0_ENGINE: &str = "mem0";
 pub const COGNEE_ENGINE: &str = "cognee";
@@ -20,24 +24,42 @@ pub struct Session {
     pub org_id: String,
     pub memory_id: String,
     pub engine: String,
-    pub config: serde_json::Value,
+    pub config: SessionConfig,
     #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub created_at: i64,
     #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub updated_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Fact {
     pub id: String,
     pub text: String,
     #[serde(serialize_with = "crate::timestamp::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::timestamp::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One change to a fact, as Mem0's history reports it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FactHistoryEvent {
+    pub id: i64,
+    pub fact_id: String,
+    /// `ADD`, `UPDATE` or `DELETE`.
+    pub event: String,
+    pub old_text: Option<String>,
+    pub new_text: Option<String>,
+    /// `ingest`, `api`, `expired` or `capacity`.
+    pub reason: Option<String>,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ScoredFact {
     pub id: String,
     pub text: String,

@@ -27,8 +27,9 @@ pub const MEMORY_STATUS_HEADER: &str = "x-memgate-memory";
 
 /// What memory does for one request, decided before it goes upstream.
 struct MemoryUse {
-    /// `injected`, `empty` (nothing relevant stored yet) or `degraded` (retrieval failed or
-    /// ran out of budget), sent back in [`MEMORY_STATUS_HEADER`].
+    /// `injected`, `empty` (nothing relevant stored yet), `off` (the session's retrieval is
+    /// switched off) or `degraded` (retrieval failed or ran out of budget), sent back in
+    /// [`MEMORY_STATUS_HEADER`].
     status: &'static str,
     /// Where the turn goes once the answer is complete; `None` when it is not to be stored.
     keep: Option<TurnTarget>,
@@ -112,15 +113,29 @@ async fn prepare(
         return Ok((Bytes::from(chat.to_bytes()), None));
     };
     Metrics::inc(&state.metrics.memory_requests_total);
-    let authorization = session
-        .req_header()
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    let principal = state
-        .keys
-        .resolve_authorization(authorization)
-        .ok_or_else(|| ApiError::unauthorized("a valid API key is required to use memory"))?;
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let principal = match state
+        .auth
+        .resolve(&session.req_header().headers, peer)
+        .await
+    {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(ApiError::unauthorized(
+                "a valid API key is required to use memory",
+            ))
+        }
+        Err(e) => {
+            // The LLM traffic must not stop because keys cannot be checked: the request goes
+            // on without memory, and the gateway judges the key itself.
+            tracing::warn!(error = %e, %memory_id, "caller unresolvable; forwarding without memory");
+            Metrics::inc(&state.metrics.auth_unavailable_total);
+            return Ok(degraded(state, &chat));
+        }
+    };
 
     let started = Instant::now();
     let budget = Duration::from_millis(state.config.memory.retrieval_budget_ms);
@@ -138,11 +153,13 @@ async fn prepare(
         }
     };
 
+    let config = &memory_session.config;
+    let store_turn = fields.store_memory.unwrap_or(config.store_memory);
     let user_text = chat.latest_user_text();
-    let mut status = "empty";
-    if let Some(query) = &user_text {
+    let mut status = if config.retrieval { "empty" } else { "off" };
+    if let (true, Some(query)) = (config.retrieval, &user_text) {
         let remaining = budget.saturating_sub(started.elapsed());
-        let top_k = state.config.memory.top_k;
+        let top_k = config.top_k.unwrap_or(state.config.memory.top_k);
         let search = state.engine.search(&memory_session, query, top_k);
         match tokio::time::timeout(remaining, search).await {
             Ok(Ok(facts)) => {
@@ -170,7 +187,7 @@ async fn prepare(
         }
     }
     let keep = user_text
-        .filter(|_| fields.store_memory.unwrap_or(true))
+        .filter(|_| store_turn)
         .map(|user_text| TurnTarget {
             session: memory_session,
             user_text,

@@ -30,5 +30,7 @@ pub struct StoredVector {
     pub org_id: String,
     pub fact_id: String,
     pub text: String,
+    /// When the fact was last written (ms), for the session's TTL.
+    pub updated_at: i64,
     pub embedding: Vec<f32>,
 }

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::error::StoreError;
-use crate::memory::{now_ms, vector, Fact, Session};
+use crate::memory::{now_ms, vector, Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::store::vector_cache::{SessionVectors, VectorCache};
 use crate::store::{OutboxRow, StoredVector, TurnPayload};
 use crate::usage::UsageEvent;
@@ -90,7 +90,7 @@ impl SqliteStore {
         org_id: &str,
         memory_id: &str,
         engine: &str,
-        config: &serde_json::Value,
+        config: &SessionConfig,
     ) -> Result<Session, StoreError> {
         let now = now_ms();
         let inserted = sqlx::query(
@@ -102,7 +102,7 @@ impl SqliteStore {
         .bind(org_id)
         .bind(memory_id)
         .bind(engine)
-        .bind(config.to_string())
+        .bind(config_json(config)?)
         .bind(now)
         .bind(now)
         .fetch_optional(&self.pool)
@@ -151,7 +151,7 @@ impl SqliteStore {
             return Ok(session);
         }
         match self
-            .create_session(org_id, memory_id, engine, &serde_json::json!({}))
+            .create_session(org_id, memory_id, engine, &SessionConfig::default())
             .await
         {
             Ok(s) => Ok(s),
@@ -161,6 +161,111 @@ impl SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt("session vanished after conflict".into())),
             Err(e) => Err(e),
         }
+    }
+
+    /// A page of the org's sessions, oldest first, with their fact counts.
+    pub async fn list_sessions(
+        &self,
+        org_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.org_id, s.memory_id, s.engine, s.config, s.created_at, s.updated_at,
+                    (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id) AS fact_count,
+                    (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'pending') AS pending_turns,
+                    (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'dead') AS dead_turns
+             FROM sessions s WHERE s.org_id = ?
+             ORDER BY s.id LIMIT ? OFFSET ?",
+        )
+        .bind(org_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE org_id = ?")
+            .bind(org_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let sessions = rows
+            .iter()
+            .map(|r| Ok((session_from_row(r)?, stats_from_row(r))))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((sessions, total))
+    }
+
+    pub async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT
+                (SELECT COUNT(*) FROM facts WHERE org_id = ?1 AND session_id = ?2) AS fact_count,
+                (SELECT COUNT(*) FROM outbox WHERE org_id = ?1 AND session_id = ?2 AND state = 'pending') AS pending_turns,
+                (SELECT COUNT(*) FROM outbox WHERE org_id = ?1 AND session_id = ?2 AND state = 'dead') AS dead_turns",
+        )
+        .bind(&session.org_id)
+        .bind(session.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stats_from_row(&row))
+    }
+
+    /// Replaces the session's config; `None` when the org has no such session.
+    pub async fn update_session_config(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        config: &SessionConfig,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE sessions SET config = ?, updated_at = ?
+             WHERE org_id = ? AND memory_id = ?
+             RETURNING id, org_id, memory_id, engine, config, created_at, updated_at",
+        )
+        .bind(config_json(config)?)
+        .bind(now_ms())
+        .bind(org_id)
+        .bind(memory_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| session_from_row(&r)).transpose()
+    }
+
+    /// Deletes the session with its facts, history and pending turns in one transaction;
+    /// returns how many facts went, or `None` when the org has no such session.
+    pub async fn delete_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
+        let Some(session_id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE org_id = ? AND memory_id = ?")
+                .bind(org_id)
+                .bind(memory_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let facts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM facts WHERE org_id = ? AND session_id = ?")
+                .bind(org_id)
+                .bind(session_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        // The FTS table has no foreign key to cascade through.
+        sqlx::query("DELETE FROM facts_fts WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        // Facts, history and outbox rows go by ON DELETE CASCADE.
+        sqlx::query("DELETE FROM sessions WHERE id = ? AND org_id = ?")
+            .bind(session_id)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.vectors.invalidate(session_id);
+        Ok(Some(facts))
     }
 
     // ---- facts ----
@@ -179,7 +284,7 @@ impl SqliteStore {
         }
         let loaded_at = self.vectors.generation();
         let rows = sqlx::query(
-            "SELECT id, text, embedding FROM facts WHERE org_id = ? AND session_id = ?",
+            "SELECT id, text, embedding, updated_at FROM facts WHERE org_id = ? AND session_id = ?",
         )
         .bind(org_id)
         .bind(session_id)
@@ -193,6 +298,7 @@ impl SqliteStore {
                     org_id: org_id.to_string(),
                     fact_id: r.get("id"),
                     text: r.get("text"),
+                    updated_at: r.get("updated_at"),
                     embedding: vector::decode(&blob).ok_or_else(|| {
                         StoreError::Corrupt("embedding blob length is not a multiple of 4".into())
                     })?,
@@ -231,30 +337,36 @@ impl SqliteStore {
         Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 
+    /// A page of the session's facts, oldest first; facts written before `fresh_since` (the
+    /// session's TTL) are left out as if already purged.
     pub async fn list_facts(
         &self,
-        org_id: &str,
-        session_id: i64,
+        session: &Session,
+        fresh_since: Option<i64>,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Fact>, i64), StoreError> {
+        let since = fresh_since.unwrap_or(i64::MIN);
         let rows = sqlx::query(
             "SELECT id, text, created_at, updated_at FROM facts
-             WHERE org_id = ? AND session_id = ?
+             WHERE org_id = ? AND session_id = ? AND updated_at >= ?
              ORDER BY created_at, id LIMIT ? OFFSET ?",
         )
-        .bind(org_id)
-        .bind(session_id)
+        .bind(&session.org_id)
+        .bind(session.id)
+        .bind(since)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM facts WHERE org_id = ? AND session_id = ?")
-                .bind(org_id)
-                .bind(session_id)
-                .fetch_one(&self.pool)
-                .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM facts WHERE org_id = ? AND session_id = ? AND updated_at >= ?",
+        )
+        .bind(&session.org_id)
+        .bind(session.id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
         let facts = rows
             .iter()
             .map(|r| Fact {
@@ -267,16 +379,32 @@ impl SqliteStore {
         Ok((facts, total))
     }
 
-    /// Applies changes with their history rows in one transaction; returns the ids touched,
-    /// in order (a new id for each ADD).
+    /// Applies changes with their history rows in one transaction, then trims the session to
+    /// its `max_facts`; returns the ids touched, in order (a new id for each ADD). Updates and
+    /// deletes of facts that are not there are skipped. A session deleted meanwhile gets
+    /// nothing: its rows are checked inside the transaction, creation time included, because
+    /// SQLite may hand a deleted session's id to the next one created.
     pub async fn apply_fact_changes(
         &self,
-        org_id: &str,
-        session_id: i64,
+        session: &Session,
         changes: &[FactChange],
+        reason: &str,
     ) -> Result<Vec<String>, StoreError> {
+        let (org_id, session_id) = (session.org_id.as_str(), session.id);
         let now = now_ms();
         let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
+        let alive: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE id = ? AND org_id = ? AND memory_id = ? AND created_at = ?",
+        )
+        .bind(session_id)
+        .bind(org_id)
+        .bind(&session.memory_id)
+        .bind(session.created_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if alive.is_none() {
+            return Err(StoreError::SessionGone(session.memory_id.clone()));
+        }
         let mut ids = Vec::with_capacity(changes.len());
         for change in changes {
             match change {
@@ -311,6 +439,7 @@ impl SqliteStore {
                         "ADD",
                         None,
                         Some(text),
+                        reason,
                         now,
                     )
                     .await?;
@@ -336,11 +465,14 @@ impl SqliteStore {
                     .bind(session_id)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query("UPDATE facts_fts SET text = ? WHERE fact_id = ?")
-                        .bind(text)
-                        .bind(fact_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE facts_fts SET text = ? WHERE fact_id = ? AND session_id = ?",
+                    )
+                    .bind(text)
+                    .bind(fact_id)
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
                     insert_history(
                         &mut tx,
                         org_id,
@@ -349,6 +481,7 @@ impl SqliteStore {
                         "UPDATE",
                         Some(&old),
                         Some(text),
+                        reason,
                         now,
                     )
                     .await?;
@@ -358,34 +491,106 @@ impl SqliteStore {
                     let Some(old) = fact_text(&mut tx, org_id, session_id, fact_id).await? else {
                         continue;
                     };
-                    sqlx::query("DELETE FROM facts WHERE id = ? AND org_id = ? AND session_id = ?")
-                        .bind(fact_id)
-                        .bind(org_id)
-                        .bind(session_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM facts_fts WHERE fact_id = ?")
-                        .bind(fact_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    insert_history(
-                        &mut tx,
-                        org_id,
-                        session_id,
-                        fact_id,
-                        "DELETE",
-                        Some(&old),
-                        None,
-                        now,
-                    )
-                    .await?;
+                    delete_fact(&mut tx, org_id, session_id, fact_id, &old, reason, now).await?;
                     ids.push(fact_id.clone());
                 }
             }
         }
+        if let Some(cap) = session.config.max_facts {
+            trim_to_cap(&mut tx, org_id, session_id, cap, now).await?;
+        }
         tx.commit().await?;
         self.vectors.invalidate(session_id);
         Ok(ids)
+    }
+
+    /// Applies the session's retention now: facts past its TTL and beyond its cap go, each
+    /// with a history row. Returns how many were removed.
+    pub async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError> {
+        let (org_id, session_id) = (session.org_id.as_str(), session.id);
+        let now = now_ms();
+        let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
+        let mut removed = 0;
+        if let Some(since) = session.config.fresh_since(now) {
+            let expired = sqlx::query(
+                "SELECT id, text FROM facts WHERE org_id = ? AND session_id = ? AND updated_at < ?",
+            )
+            .bind(org_id)
+            .bind(session_id)
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in &expired {
+                let (id, text): (String, String) = (r.get("id"), r.get("text"));
+                delete_fact(&mut tx, org_id, session_id, &id, &text, "expired", now).await?;
+            }
+            removed += expired.len() as u64;
+        }
+        if let Some(cap) = session.config.max_facts {
+            removed += trim_to_cap(&mut tx, org_id, session_id, cap, now).await?;
+        }
+        tx.commit().await?;
+        if removed > 0 {
+            self.vectors.invalidate(session_id);
+        }
+        Ok(removed)
+    }
+
+    /// Every session that has a fact TTL, for the periodic purge.
+    pub async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, memory_id, engine, config, created_at, updated_at FROM sessions
+             WHERE json_extract(config, '$.fact_ttl_seconds') IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// A page of the ADD/UPDATE/DELETE events of the session's facts, oldest first.
+    pub async fn fact_history(
+        &self,
+        session: &Session,
+        fact_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, fact_id, event, old_text, new_text, reason, created_at FROM fact_history
+             WHERE org_id = ? AND session_id = ? AND (? IS NULL OR fact_id = ?)
+             ORDER BY id LIMIT ? OFFSET ?",
+        )
+        .bind(&session.org_id)
+        .bind(session.id)
+        .bind(fact_id)
+        .bind(fact_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fact_history
+             WHERE org_id = ? AND session_id = ? AND (? IS NULL OR fact_id = ?)",
+        )
+        .bind(&session.org_id)
+        .bind(session.id)
+        .bind(fact_id)
+        .bind(fact_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(|r| FactHistoryEvent {
+                id: r.get("id"),
+                fact_id: r.get("fact_id"),
+                event: r.get("event"),
+                old_text: r.get("old_text"),
+                new_text: r.get("new_text"),
+                reason: r.get("reason"),
+                created_at: r.get("created_at"),
+            })
+            .collect();
+        Ok((events, total))
     }
 
     // ---- outbox ----
@@ -546,6 +751,26 @@ impl SqliteStore {
     }
 }
 
+/// What a session holds, for the management API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub fact_count: i64,
+    pub pending_turns: i64,
+    pub dead_turns: i64,
+}
+
+fn stats_from_row(r: &sqlx::sqlite::SqliteRow) -> SessionStats {
+    SessionStats {
+        fact_count: r.get("fact_count"),
+        pending_turns: r.get("pending_turns"),
+        dead_turns: r.get("dead_turns"),
+    }
+}
+
+fn config_json(config: &SessionConfig) -> Result<String, StoreError> {
+    serde_json::to_string(config).map_err(|e| StoreError::Corrupt(format!("session config: {e}")))
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OutboxCounts {
     pub pending: i64,
@@ -592,11 +817,12 @@ async fn insert_history(
     event: &str,
     old_text: Option<&str>,
     new_text: Option<&str>,
+    reason: &str,
     at: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO fact_history (org_id, session_id, fact_id, event, old_text, new_text, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO fact_history (org_id, session_id, fact_id, event, old_text, new_text, reason, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(org_id)
     .bind(session_id)
@@ -604,10 +830,69 @@ async fn insert_history(
     .bind(event)
     .bind(old_text)
     .bind(new_text)
+    .bind(reason)
     .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+async fn delete_fact(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    org_id: &str,
+    session_id: i64,
+    fact_id: &str,
+    old_text: &str,
+    reason: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM facts WHERE id = ? AND org_id = ? AND session_id = ?")
+        .bind(fact_id)
+        .bind(org_id)
+        .bind(session_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM facts_fts WHERE fact_id = ? AND session_id = ?")
+        .bind(fact_id)
+        .bind(session_id)
+        .execute(&mut **tx)
+        .await?;
+    insert_history(
+        tx,
+        org_id,
+        session_id,
+        fact_id,
+        "DELETE",
+        Some(old_text),
+        None,
+        reason,
+        at,
+    )
+    .await
+}
+
+/// Deletes the least recently written facts beyond `cap`.
+async fn trim_to_cap(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    org_id: &str,
+    session_id: i64,
+    cap: u64,
+    at: i64,
+) -> Result<u64, StoreError> {
+    let surplus = sqlx::query(
+        "SELECT id, text FROM facts WHERE org_id = ? AND session_id = ?
+         ORDER BY updated_at DESC, id DESC LIMIT -1 OFFSET ?",
+    )
+    .bind(org_id)
+    .bind(session_id)
+    .bind(cap.min(i64::MAX as u64) as i64)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in &surplus {
+        let (id, text): (String, String) = (r.get("id"), r.get("text"));
+        delete_fact(tx, org_id, session_id, &id, &text, "capacity", at).await?;
+    }
+    Ok(surplus.len() as u64)
 }
 
 /// The directory a `sqlite://path` URL's file lives in, so a fresh checkout can start without
@@ -640,16 +925,16 @@ mod tests {
     async fn sessions_are_unique_per_org_and_invisible_across_orgs() {
         let (s, _d) = store().await;
         let a = s
-            .create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            .create_session("acme", "alice", "mem0", &SessionConfig::default())
             .await
             .unwrap();
         assert!(matches!(
-            s.create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            s.create_session("acme", "alice", "mem0", &SessionConfig::default())
                 .await,
             Err(StoreError::Conflict(_))
         ));
         let b = s
-            .create_session("globex", "alice", "mem0", &serde_json::json!({}))
+            .create_session("globex", "alice", "mem0", &SessionConfig::default())
             .await
             .unwrap();
         assert_ne!(a.id, b.id);
@@ -664,17 +949,17 @@ mod tests {
     async fn fact_changes_write_history_and_keep_fts_in_step() {
         let (s, _d) = store().await;
         let sess = s
-            .create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            .create_session("acme", "alice", "mem0", &SessionConfig::default())
             .await
             .unwrap();
         let ids = s
             .apply_fact_changes(
-                "acme",
-                sess.id,
+                &sess,
                 &[FactChange::Add {
                     text: "Team is in Singapore".into(),
                     embedding: vec![1.0, 0.0],
                 }],
+                "ingest",
             )
             .await
             .unwrap();
@@ -689,13 +974,13 @@ mod tests {
             .unwrap()
             .is_empty());
         s.apply_fact_changes(
-            "acme",
-            sess.id,
+            &sess,
             &[FactChange::Update {
                 fact_id: ids[0].clone(),
                 text: "Team is in Tokyo".into(),
                 embedding: vec![0.0, 1.0],
             }],
+            "ingest",
         )
         .await
         .unwrap();
@@ -705,11 +990,11 @@ mod tests {
             .unwrap()
             .is_empty());
         s.apply_fact_changes(
-            "acme",
-            sess.id,
+            &sess,
             &[FactChange::Delete {
                 fact_id: ids[0].clone(),
             }],
+            "api",
         )
         .await
         .unwrap();
@@ -728,7 +1013,7 @@ mod tests {
     async fn outbox_claims_under_a_lease_and_dead_letters() {
         let (s, _d) = store().await;
         let sess = s
-            .create_session("acme", "alice", "mem0", &serde_json::json!({}))
+            .create_session("acme", "alice", "mem0", &SessionConfig::default())
             .await
             .unwrap();
         let payload = TurnPayload {
@@ -762,6 +1047,145 @@ mod tests {
         assert_eq!(s.purge_done_outbox(now_ms() + 1).await.unwrap(), 1);
         let left = s.outbox_counts().await.unwrap();
         assert_eq!((left.done, left.dead), (0, 1), "dead rows are kept");
+    }
+
+    fn add(text: &str) -> FactChange {
+        FactChange::Add {
+            text: text.into(),
+            embedding: vec![1.0, 0.0],
+        }
+    }
+
+    #[tokio::test]
+    async fn cap_evicts_the_least_recently_written_with_history() {
+        let (s, _d) = store().await;
+        let config = SessionConfig {
+            max_facts: Some(2),
+            ..Default::default()
+        };
+        let sess = s
+            .create_session("acme", "capped", "mem0", &config)
+            .await
+            .unwrap();
+        for text in ["first", "second", "third"] {
+            s.apply_fact_changes(&sess, &[add(text)], "ingest")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let (facts, total) = s.list_facts(&sess, None, 10, 0).await.unwrap();
+        assert_eq!(total, 2);
+        let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(texts, ["second", "third"]);
+        let (history, _) = s.fact_history(&sess, None, 10, 0).await.unwrap();
+        let evicted: Vec<_> = history
+            .iter()
+            .filter(|h| h.reason.as_deref() == Some("capacity"))
+            .collect();
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].old_text.as_deref(), Some("first"));
+    }
+
+    #[tokio::test]
+    async fn ttl_hides_then_purges() {
+        let (s, _d) = store().await;
+        let sess = s
+            .create_session("acme", "ttl", "mem0", &SessionConfig::default())
+            .await
+            .unwrap();
+        s.apply_fact_changes(&sess, &[add("old news")], "ingest")
+            .await
+            .unwrap();
+        let future = now_ms() + 10;
+        assert_eq!(s.list_facts(&sess, Some(future), 10, 0).await.unwrap().1, 0);
+        assert_eq!(s.list_facts(&sess, None, 10, 0).await.unwrap().1, 1);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let expiring = s
+            .update_session_config(
+                "acme",
+                "ttl",
+                &SessionConfig {
+                    fact_ttl_seconds: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.sessions_with_ttl().await.unwrap().len(), 1);
+        assert_eq!(s.enforce_retention(&expiring).await.unwrap(), 1);
+        assert_eq!(s.list_facts(&sess, None, 10, 0).await.unwrap().1, 0);
+        let (history, _) = s.fact_history(&sess, None, 10, 0).await.unwrap();
+        assert_eq!(history.last().unwrap().reason.as_deref(), Some("expired"));
+    }
+
+    #[tokio::test]
+    async fn deleted_session_takes_everything_and_refuses_late_writes() {
+        let (s, _d) = store().await;
+        let sess = s
+            .create_session("acme", "gone", "mem0", &SessionConfig::default())
+            .await
+            .unwrap();
+        s.apply_fact_changes(&sess, &[add("Team is in Singapore")], "ingest")
+            .await
+            .unwrap();
+        s.enqueue_turn(
+            "k",
+            "acme",
+            sess.id,
+            &TurnPayload {
+                memory_id: "gone".into(),
+                messages: vec![],
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.delete_session("globex", "gone").await.unwrap(), None);
+        assert_eq!(s.delete_session("acme", "gone").await.unwrap(), Some(1));
+        assert_eq!(s.delete_session("acme", "gone").await.unwrap(), None);
+        for table in ["facts", "facts_fts", "fact_history", "outbox"] {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(n, 0, "{table} keeps rows of a deleted session");
+        }
+        // An ingest that was under way when the session went must not bring it back, even
+        // if a new session took the same row id.
+        let reborn = s
+            .create_session("acme", "gone", "mem0", &SessionConfig::default())
+            .await
+            .unwrap();
+        let late = s
+            .apply_fact_changes(&sess, &[add("late fact")], "ingest")
+            .await;
+        assert!(matches!(late, Err(StoreError::SessionGone(_))), "{late:?}");
+        assert_eq!(s.list_facts(&reborn, None, 10, 0).await.unwrap().1, 0);
+    }
+
+    #[tokio::test]
+    async fn sessions_list_per_org_with_counts() {
+        let (s, _d) = store().await;
+        let a = s
+            .create_session("acme", "a", "mem0", &SessionConfig::default())
+            .await
+            .unwrap();
+        s.create_session("acme", "b", "mem0", &SessionConfig::default())
+            .await
+            .unwrap();
+        s.create_session("globex", "c", "mem0", &SessionConfig::default())
+            .await
+            .unwrap();
+        s.apply_fact_changes(&a, &[add("x"), add("y")], "ingest")
+            .await
+            .unwrap();
+        let (page, total) = s.list_sessions("acme", 1, 0).await.unwrap();
+        assert_eq!((total, page.len()), (2, 1));
+        assert_eq!(page[0].0.memory_id, "a");
+        assert_eq!(page[0].1.fact_count, 2);
+        let (page, _) = s.list_sessions("acme", 10, 1).await.unwrap();
+        assert_eq!(page[0].0.memory_id, "b");
+        assert_eq!(s.list_sessions("initech", 10, 0).await.unwrap().1, 0);
     }
 
     #[test]

@@ -89,6 +89,7 @@ mod tests {
                     org_id: "acme".into(),
                     fact_id: i.to_string(),
                     text: String::new(),
+                    updated_at: 0,
                     embedding: vec![0.0; dims],
                 })
                 .collect(),

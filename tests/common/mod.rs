@@ -44,6 +44,12 @@ impl Memgate {
     }
 
     pub async fn start_with(upstream: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with_toml(upstream, "", env).await
+    }
+
+    /// Starts with `extra` appended to the test config (TOML tables such as
+    /// `[auth.trusted_header]`).
+    pub async fn start_with_toml(upstream: &str, extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let proxy_port = free_port();
         let admin_port = free_port();
@@ -83,6 +89,7 @@ role = "admin"
 key = "{GLOBEX_MEMBER}"
 org = "globex"
 role = "member"
+{extra}
 "#,
             db = dir.path().join("memgate.db").display(),
         );
@@ -145,6 +152,27 @@ role = "member"
 
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("memgate.db")
+    }
+
+    /// A management API call: status and JSON body (`Null` when there is none).
+    pub async fn api(
+        &self,
+        method: &str,
+        key: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.admin));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn create_session(&self, key: &str, name: &str) -> reqwest::Response {
@@ -255,6 +283,24 @@ pub fn user_chat(memory_id: Option<&str>, text: &str, stream: bool) -> Value {
         body["memory_id"] = json!(id);
     }
     body
+}
+
+/// The Python interpreter of the project's virtualenv (scripts/install-deps.sh makes it),
+/// which has the OpenAI SDK and the OpenAPI validator.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("MEMGATE_PYTHON_ENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/memgate-python"))
+        })
+        .expect("HOME or MEMGATE_PYTHON_ENV")
+        .join("bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/install-deps.sh` (scripts/test.sh does)",
+        path.display()
+    );
+    path
 }
 
 /// The system message the upstream received in its last (non-internal) chat request.

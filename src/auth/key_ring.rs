@@ -1,23 +1,17 @@
-//! Caller key → (org, role). Keys are looked up by their SHA-256, so the plain key is never
-//! kept once loaded and no comparison runs over secret bytes.
+//! The static keys of the config and `auth.keys_file`. Keys are looked up by their SHA-256, so
+//! the plain key is never kept once loaded, and digests compare in constant time.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::config::{AuthConfig, ConfigError, KeyEntry, Role};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub org: String,
-    pub role: Role,
-}
+use super::{KeyDigest, Principal};
+use crate::config::{AuthConfig, ConfigError, KeyEntry};
 
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    by_digest: HashMap<[u8; 32], Principal>,
+    by_digest: HashMap<KeyDigest, Principal>,
 }
 
 #[derive(Deserialize)]
@@ -47,16 +41,17 @@ impl KeyRing {
 
     fn insert(&mut self, entry: &KeyEntry) -> Result<(), ConfigError> {
         let digest = match (&entry.key, &entry.key_sha256) {
-            (Some(plain), _) => digest_of(plain.expose()),
+            (Some(plain), _) => KeyDigest::of(plain.expose()),
             (None, Some(hex_digest)) => {
                 let bytes = hex::decode(hex_digest).map_err(|e| ConfigError::Invalid {
                     path: "auth.keys.key_sha256".into(),
                     reason: e.to_string(),
                 })?;
-                bytes.try_into().map_err(|_| ConfigError::Invalid {
+                let bytes: [u8; 32] = bytes.try_into().map_err(|_| ConfigError::Invalid {
                     path: "auth.keys.key_sha256".into(),
                     reason: "must be 32 bytes".into(),
-                })?
+                })?;
+                KeyDigest(bytes)
             }
             (None, None) => {
                 return Err(ConfigError::Invalid {
@@ -75,22 +70,8 @@ impl KeyRing {
         Ok(())
     }
 
-    pub fn resolve(&self, key: &str) -> Option<&Principal> {
-        self.by_digest.get(&digest_of(key))
-    }
-
-    /// Resolves an `Authorization` header value of the form `Bearer <key>`.
-    pub fn resolve_authorization(&self, header: Option<&[u8]>) -> Option<&Principal> {
-        let value = std::str::from_utf8(header?).ok()?;
-        let (scheme, key) = value.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let key = key.trim();
-        if key.is_empty() {
-            return None;
-        }
-        self.resolve(key)
+    pub fn resolve(&self, digest: &KeyDigest) -> Option<&Principal> {
+        self.by_digest.get(digest)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -110,18 +91,19 @@ fn read_keys_file(path: &Path) -> Result<Vec<KeyEntry>, ConfigError> {
     Ok(file.keys)
 }
 
-pub fn digest_of(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::bearer_key;
+    use crate::config::Role;
     use crate::secret::Secret;
+
+    fn resolve<'a>(ring: &'a KeyRing, key: &str) -> Option<&'a Principal> {
+        ring.resolve(&KeyDigest::of(key))
+    }
 
     fn ring() -> KeyRing {
         KeyRing::from_config(&AuthConfig {
-            keys_file: None,
             keys: vec![
                 KeyEntry {
                     key: Some(Secret::new("sk-plain")),
@@ -131,11 +113,12 @@ mod tests {
                 },
                 KeyEntry {
                     key: None,
-                    key_sha256: Some(hex::encode(digest_of("sk-hashed"))),
+                    key_sha256: Some(hex::encode(KeyDigest::of("sk-hashed").0)),
                     org: "globex".into(),
                     role: Role::Member,
                 },
             ],
+            ..Default::default()
         })
         .unwrap()
     }
@@ -143,22 +126,21 @@ mod tests {
     #[test]
     fn plain_and_hashed_keys_resolve() {
         let r = ring();
-        assert_eq!(r.resolve("sk-plain").unwrap().org, "acme");
-        assert_eq!(r.resolve("sk-hashed").unwrap().role, Role::Member);
-        assert!(r.resolve("sk-other").is_none());
+        assert_eq!(resolve(&r, "sk-plain").unwrap().org, "acme");
+        assert_eq!(resolve(&r, "sk-hashed").unwrap().role, Role::Member);
+        assert!(resolve(&r, "sk-other").is_none());
     }
 
     #[test]
     fn authorization_header_forms() {
         let r = ring();
-        assert!(r.resolve_authorization(Some(b"Bearer sk-plain")).is_some());
-        assert!(r
-            .resolve_authorization(Some(b"bearer  sk-plain "))
-            .is_some());
-        assert!(r.resolve_authorization(Some(b"Basic sk-plain")).is_none());
-        assert!(r.resolve_authorization(Some(b"Bearer")).is_none());
-        assert!(r.resolve_authorization(Some(b"Bearer ")).is_none());
-        assert!(r.resolve_authorization(None).is_none());
+        let via = |h: &[u8]| bearer_key(Some(h)).and_then(|k| resolve(&r, k).cloned());
+        assert!(via(b"Bearer sk-plain").is_some());
+        assert!(via(b"bearer  sk-plain ").is_some());
+        assert!(via(b"Basic sk-plain").is_none());
+        assert!(via(b"Bearer").is_none());
+        assert!(via(b"Bearer ").is_none());
+        assert!(bearer_key(None).is_none());
     }
 
     #[test]
@@ -172,9 +154,9 @@ mod tests {
         .unwrap();
         let r = KeyRing::from_config(&AuthConfig {
             keys_file: Some(path),
-            keys: vec![],
+            ..Default::default()
         })
         .unwrap();
-        assert_eq!(r.resolve("sk-file").unwrap().org, "initech");
+        assert_eq!(resolve(&r, "sk-file").unwrap().org, "initech");
     }
 }

@@ -1,0 +1,32 @@
+//! The memory engines this server offers.
+
+use axum::Json;
+
+use super::views::{EngineList, EngineView};
+use super::Caller;
+use crate::memory::{COGNEE_ENGINE, MEM0_ENGINE};
+
+/// Engines with their backends and search types; `available` says which can be created here.
+#[utoipa::path(get, path = "/memory/engines", tag = "sessions",
+    responses((status = 200, body = EngineList), (status = 401, body = super::views::ErrorBody)))]
+pub async fn list(_caller: Caller) -> Json<EngineList> {
+    let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+    Json(EngineList {
+        engines: vec![
+            EngineView {
+                name: MEM0_ENGINE.into(),
+                backends: strings(&["sqlite"]),
+                description: "Extracted facts with vectors: preferences, recent facts, short-to-medium semantic recall.".into(),
+                search_types: strings(&["FACTS"]),
+                available: true,
+            },
+            EngineView {
+                name: COGNEE_ENGINE.into(),
+                backends: strings(&["neo4j", "pgvector", "postgres"]),
+                description: "Knowledge graph of entities and relationships: long-horizon reasoning, graph queries.".into(),
+                search_types: strings(&["GRAPH_COMPLETION", "CHUNKS", "SUMMARIES"]),
+                available: false,
+            },
+        ],
+    })
+}

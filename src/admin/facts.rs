@@ -1,0 +1,226 @@
+//! A session's contents: ingest without a chat turn, search, list, delete one fact, and the
+//! history of every change.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::query::{HistoryPage, Page, PathParams, QueryParams};
+use super::sessions::owned_session;
+use super::views::{AddResult, ErrorBody, FactDeleted, FactList, HistoryList, SearchResult};
+use super::{Caller, JsonBody};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::memory::query::{classify, QueryKind};
+use crate::memory::{now_ms, TurnMessage};
+use crate::proxy::rewrite::content_text;
+use crate::store::sqlite::FactChange;
+
+const MAX_SEARCH_LIMIT: usize = 100;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddFacts {
+    memory_id: String,
+    /// Chat messages (`role` and text `content`, a string or text parts), as in a chat
+    /// completion; the facts worth keeping are extracted from them.
+    #[schema(value_type = Vec<Object>)]
+    messages: Vec<Value>,
+}
+
+/// Ingests messages into a session without a chat turn.
+#[utoipa::path(post, path = "/memory/session/add", tag = "facts", request_body = AddFacts,
+    responses((status = 200, body = AddResult), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn add(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<AddFacts>,
+) -> Result<Json<AddResult>, ApiError> {
+    let session = owned_session(&state, &caller, &body.memory_id).await?;
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str);
+        let content = m.get("content").and_then(content_text);
+        match (role, content) {
+            (Some(role), Some(content)) => messages.push(TurnMessage {
+                role: role.to_string(),
+                content,
+            }),
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_field",
+                    format!("field `messages[{i}]`: needs a `role` and a text `content`"),
+                ))
+            }
+        }
+    }
+    if messages.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "field `messages`: must not be empty",
+        ));
+    }
+    let results = state.engine.ingest(&session, &messages).await?;
+    Ok(Json(AddResult {
+        memory_id: session.memory_id,
+        results,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFacts {
+    memory_id: String,
+    query: String,
+    /// Results wanted, 1..=100; the session's `top_k` when absent.
+    #[serde(default)]
+    limit: Option<usize>,
+    /// `FACTS`, the mem0 engine's one search type.
+    #[serde(default)]
+    search_type: Option<String>,
+}
+
+/// Searches a session: questions by meaning, keyword-like queries by meaning fused with
+/// full-text ranking.
+#[utoipa::path(post, path = "/memory/session/search", tag = "facts", request_body = SearchFacts,
+    responses((status = 200, body = SearchResult), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<SearchFacts>,
+) -> Result<Json<SearchResult>, ApiError> {
+    let session = owned_session(&state, &caller, &body.memory_id).await?;
+    if let Some(t) = body.search_type.as_deref() {
+        if !t.eq_ignore_ascii_case("FACTS") {
+            return Err(ApiError::unprocessable(
+                "unsupported_search_type",
+                format!(
+                    "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
+                    session.engine
+                ),
+            ));
+        }
+    }
+    let limit = body
+        .limit
+        .or(session.config.top_k)
+        .unwrap_or(state.config.memory.top_k);
+    if limit == 0 || limit > MAX_SEARCH_LIMIT {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("field `limit`: must be between 1 and {MAX_SEARCH_LIMIT}"),
+        ));
+    }
+    let results = state.engine.search(&session, &body.query, limit).await?;
+    let query_kind = match classify(&body.query) {
+        QueryKind::Question => "question",
+        QueryKind::Keywords => "keywords",
+    };
+    Ok(Json(SearchResult {
+        memory_id: session.memory_id,
+        query: body.query,
+        query_kind: query_kind.into(),
+        search_type: "FACTS".into(),
+        results,
+    }))
+}
+
+/// Every fact of a session, oldest first; facts past the session's TTL are not listed.
+#[utoipa::path(get, path = "/memory/session/{memory_id}/facts", tag = "facts",
+    params(("memory_id" = String, Path), Page),
+    responses((status = 200, body = FactList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams(memory_id): PathParams<String>,
+    QueryParams(page): QueryParams<Page>,
+) -> Result<Json<FactList>, ApiError> {
+    let (limit, offset) = page.resolve()?;
+    let session = owned_session(&state, &caller, &memory_id).await?;
+    let fresh_since = session.config.fresh_since(now_ms());
+    let (facts, total) = state
+        .store
+        .list_facts(&session, fresh_since, limit, offset)
+        .await?;
+    Ok(Json(FactList {
+        memory_id: session.memory_id,
+        facts,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// Deletes one fact (admin keys only); the deletion is kept in the history.
+#[utoipa::path(delete, path = "/memory/session/{memory_id}/facts/{fact_id}", tag = "facts",
+    params(("memory_id" = String, Path), ("fact_id" = String, Path)),
+    responses((status = 200, body = FactDeleted), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams((memory_id, fact_id)): PathParams<(String, String)>,
+) -> Result<Json<FactDeleted>, ApiError> {
+    caller.require_admin()?;
+    let session = owned_session(&state, &caller, &memory_id).await?;
+    let deleted = state
+        .store
+        .apply_fact_changes(
+            &session,
+            &[FactChange::Delete {
+                fact_id: fact_id.clone(),
+            }],
+            "api",
+        )
+        .await?;
+    if deleted.is_empty() {
+        return Err(ApiError::resource_not_found(
+            "fact_not_found",
+            format!("fact `{fact_id}` not found in memory session `{memory_id}`"),
+        ));
+    }
+    Ok(Json(FactDeleted {
+        id: fact_id,
+        memory_id,
+        deleted: true,
+    }))
+}
+
+/// The ADD, UPDATE and DELETE events of a session's facts, oldest first.
+#[utoipa::path(get, path = "/memory/session/{memory_id}/history", tag = "facts",
+    params(("memory_id" = String, Path), HistoryPage),
+    responses((status = 200, body = HistoryList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams(memory_id): PathParams<String>,
+    QueryParams(query): QueryParams<HistoryPage>,
+) -> Result<Json<HistoryList>, ApiError> {
+    let (limit, offset) = Page {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .resolve()?;
+    let session = owned_session(&state, &caller, &memory_id).await?;
+    let (history, total) = state
+        .store
+        .fact_history(&session, query.fact_id.as_deref(), limit, offset)
+        .await?;
+    Ok(Json(HistoryList {
+        memory_id: session.memory_id,
+        history,
+        total,
+        limit,
+        offset,
+    }))
+}

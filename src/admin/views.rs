@@ -1,0 +1,130 @@
+//! The management API's answers, as typed structs so that the OpenAPI document is generated
+//! from the same types the handlers return.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::memory::facts::FactEvent;
+use crate::memory::{Fact, FactHistoryEvent, ScoredFact, Session, SessionConfig};
+use crate::store::sqlite::SessionStats;
+use crate::timestamp::rfc3339;
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    /// What callers pass as `memory_id`; equal to `session_name`.
+    pub memory_id: String,
+    pub session_name: String,
+    pub engine_name: String,
+    pub config: SessionConfig,
+    pub fact_count: i64,
+    /// Finished turns waiting to be ingested.
+    pub pending_turns: i64,
+    /// Turns whose ingestion failed for good.
+    pub dead_turns: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl SessionView {
+    pub fn new(session: Session, stats: SessionStats) -> Self {
+        Self {
+            session_name: session.memory_id.clone(),
+            memory_id: session.memory_id,
+            engine_name: session.engine,
+            config: session.config,
+            fact_count: stats.fact_count,
+            pending_turns: stats.pending_turns,
+            dead_turns: stats.dead_turns,
+            created_at: rfc3339(session.created_at),
+            updated_at: rfc3339(session.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionDeleted {
+    pub memory_id: String,
+    pub deleted: bool,
+    pub facts_deleted: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FactList {
+    pub memory_id: String,
+    pub facts: Vec<Fact>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FactDeleted {
+    pub id: String,
+    pub memory_id: String,
+    pub deleted: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryList {
+    pub memory_id: String,
+    pub history: Vec<FactHistoryEvent>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AddResult {
+    pub memory_id: String,
+    /// What happened to each extracted fact: `ADD`, `UPDATE`, `DELETE` or `NONE`.
+    pub results: Vec<FactEvent>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResult {
+    pub memory_id: String,
+    pub query: String,
+    /// `question` (searched by meaning) or `keywords` (meaning fused with full-text).
+    pub query_kind: String,
+    pub search_type: String,
+    pub results: Vec<ScoredFact>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EngineView {
+    pub name: String,
+    pub backends: Vec<String>,
+    pub description: String,
+    pub search_types: Vec<String>,
+    /// Whether sessions of this engine can be created on this server.
+    pub available: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EngineList {
+    pub engines: Vec<EngineView>,
+}
+
+/// Every error of the API, in OpenAI's shape.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: String,
+}

@@ -1,0 +1,158 @@
+//! A session's own settings, set at creation and changed by PATCH. The proxy and the engines
+//! read them on every request; unset values fall back to the server's `[memory]` section.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+pub const MAX_TOP_K: usize = 50;
+pub const MAX_FACTS_CAP: u64 = 1_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Facts injected into a chat request; the server's `memory.top_k` when null.
+    #[schema(minimum = 1, maximum = 50)]
+    pub top_k: Option<usize>,
+    /// Whether chat requests naming this session get context injected.
+    pub retrieval: bool,
+    /// What `store_memory` means when a request leaves it out.
+    pub store_memory: bool,
+    /// Facts not written for this long are neither injected nor listed, and are purged.
+    #[schema(minimum = 1)]
+    pub fact_ttl_seconds: Option<u64>,
+    /// Facts kept at most; the least recently written go first.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_facts: Option<u64>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            top_k: None,
+            retrieval: true,
+            store_memory: true,
+            fact_ttl_seconds: None,
+            max_facts: None,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Reads a `config` object from a request, naming the offending field on error.
+    pub fn from_request(value: Value) -> Result<Self, ApiError> {
+        if !value.is_object() {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "field `config`: must be an object",
+            ));
+        }
+        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::unprocessable("invalid_field", format!("field `config`: {inner}"))
+            } else {
+                ApiError::unprocessable("invalid_field", format!("field `config.{path}`: {inner}"))
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// This config with `patch` merged in the JSON merge-patch way (RFC 7396): a key set to
+    /// null goes back to its default, an absent key keeps its value.
+    pub fn merged(&self, patch: Value) -> Result<Self, ApiError> {
+        let Value::Object(patch) = patch else {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "field `config`: must be an object",
+            ));
+        };
+        let mut current = match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        for (key, value) in patch {
+            if value.is_null() {
+                current.remove(&key);
+            } else {
+                current.insert(key, value);
+            }
+        }
+        Self::from_request(Value::Object(current))
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        let field = |name: &str, rule: &str| {
+            Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("field `config.{name}`: {rule}"),
+            ))
+        };
+        if self.top_k.is_some_and(|k| k == 0 || k > MAX_TOP_K) {
+            return field("top_k", &format!("must be between 1 and {MAX_TOP_K}"));
+        }
+        if self.fact_ttl_seconds == Some(0) {
+            return field("fact_ttl_seconds", "must be at least 1");
+        }
+        if self.max_facts.is_some_and(|n| n == 0 || n > MAX_FACTS_CAP) {
+            return field(
+                "max_facts",
+                &format!("must be between 1 and {MAX_FACTS_CAP}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The oldest `updated_at` (ms) a fact may have and still count, when a TTL is set.
+    pub fn fresh_since(&self, now_ms: i64) -> Option<i64> {
+        self.fact_ttl_seconds
+            .map(|ttl| now_ms.saturating_sub((ttl as i64).saturating_mul(1000)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_field_errors() {
+        let c = SessionConfig::from_request(json!({})).unwrap();
+        assert_eq!(c, SessionConfig::default());
+        let e = SessionConfig::from_request(json!({"top_k": "three"})).unwrap_err();
+        assert!(e.message.contains("config.top_k"), "{}", e.message);
+        let e = SessionConfig::from_request(json!({"top_k": 0})).unwrap_err();
+        assert!(e.message.contains("config.top_k"), "{}", e.message);
+        let e = SessionConfig::from_request(json!({"ttl": 5})).unwrap_err();
+        assert!(e.message.contains("ttl"), "{}", e.message);
+        let e = SessionConfig::from_request(json!([1])).unwrap_err();
+        assert_eq!(e.status, 422);
+    }
+
+    #[test]
+    fn merge_patch_sets_keeps_and_resets() {
+        let c = SessionConfig::from_request(json!({"top_k": 5, "retrieval": false})).unwrap();
+        let m = c.merged(json!({"max_facts": 10})).unwrap();
+        assert_eq!(
+            (m.top_k, m.retrieval, m.max_facts),
+            (Some(5), false, Some(10))
+        );
+        let m = m.merged(json!({"top_k": null, "retrieval": null})).unwrap();
+        assert_eq!((m.top_k, m.retrieval, m.max_facts), (None, true, Some(10)));
+        assert!(c.merged(json!({"max_facts": -1})).is_err());
+    }
+
+    #[test]
+    fn ttl_cutoff() {
+        let c = SessionConfig {
+            fact_ttl_seconds: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(c.fresh_since(10_000), Some(8_000));
+        assert_eq!(SessionConfig::default().fresh_since(10_000), None);
+    }
+}
