@@ -7,7 +7,7 @@ use super::Caller;
 use crate::memory::{COGNEE_ENGINE, MEM0_ENGINE};
 
 /// Engines with their backends and search types; `available` says which can be created here.
-#[utoipa::path(get, path = "/memory/engines", tag = "sessions",
+#[utoipa::path(get, path = "/memory/engines", operation_id = "list_engines", tag = "sessions",
     responses((status = 200, body = EngineList), (status = 401, body = super::views::ErrorBody)))]
 pub async fn list(_caller: Caller) -> Json<EngineList> {
     let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();

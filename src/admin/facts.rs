@@ -33,7 +33,7 @@ pub struct AddFacts {
 }
 
 /// Ingests messages into a session without a chat turn.
-#[utoipa::path(post, path = "/memory/session/add", tag = "facts", request_body = AddFacts,
+#[utoipa::path(post, path = "/memory/session/add", operation_id = "add_memory", tag = "facts", request_body = AddFacts,
     responses((status = 200, body = AddResult), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
@@ -88,7 +88,7 @@ pub struct SearchFacts {
 
 /// Searches a session: questions by meaning, keyword-like queries by meaning fused with
 /// full-text ranking.
-#[utoipa::path(post, path = "/memory/session/search", tag = "facts", request_body = SearchFacts,
+#[utoipa::path(post, path = "/memory/session/search", operation_id = "search_memory", tag = "facts", request_body = SearchFacts,
     responses((status = 200, body = SearchResult), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
@@ -134,7 +134,7 @@ pub async fn search(
 }
 
 /// Every fact of a session, oldest first; facts past the session's TTL are not listed.
-#[utoipa::path(get, path = "/memory/session/{memory_id}/facts", tag = "facts",
+#[utoipa::path(get, path = "/memory/session/{memory_id}/facts", operation_id = "list_facts", tag = "facts",
     params(("memory_id" = String, Path), Page),
     responses((status = 200, body = FactList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -161,7 +161,7 @@ pub async fn list(
 }
 
 /// Deletes one fact (admin keys only); the deletion is kept in the history.
-#[utoipa::path(delete, path = "/memory/session/{memory_id}/facts/{fact_id}", tag = "facts",
+#[utoipa::path(delete, path = "/memory/session/{memory_id}/facts/{fact_id}", operation_id = "delete_fact", tag = "facts",
     params(("memory_id" = String, Path), ("fact_id" = String, Path)),
     responses((status = 200, body = FactDeleted), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -196,7 +196,7 @@ pub async fn delete(
 }
 
 /// The ADD, UPDATE and DELETE events of a session's facts, oldest first.
-#[utoipa::path(get, path = "/memory/session/{memory_id}/history", tag = "facts",
+#[utoipa::path(get, path = "/memory/session/{memory_id}/history", operation_id = "get_history", tag = "facts",
     params(("memory_id" = String, Path), HistoryPage),
     responses((status = 200, body = HistoryList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]

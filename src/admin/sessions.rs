@@ -31,7 +31,7 @@ pub struct CreateSession {
 }
 
 /// Creates a memory session in the caller's org (admin keys only).
-#[utoipa::path(post, path = "/memory/session/create", tag = "sessions",
+#[utoipa::path(post, path = "/memory/session/create", operation_id = "create_session", tag = "sessions",
     request_body = CreateSession,
     responses(
         (status = 201, body = SessionView),
@@ -85,7 +85,7 @@ fn check_engine(name: &str) -> Result<(), ApiError> {
 }
 
 /// The caller's org's sessions, oldest first.
-#[utoipa::path(get, path = "/memory/sessions", tag = "sessions", params(Page),
+#[utoipa::path(get, path = "/memory/sessions", operation_id = "list_sessions", tag = "sessions", params(Page),
     responses((status = 200, body = SessionList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
 pub async fn list(
@@ -110,7 +110,7 @@ pub async fn list(
 }
 
 /// A session's engine, config, counts and timestamps.
-#[utoipa::path(get, path = "/memory/session/{memory_id}", tag = "sessions",
+#[utoipa::path(get, path = "/memory/session/{memory_id}", operation_id = "get_session", tag = "sessions",
     params(("memory_id" = String, Path)),
     responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -141,7 +141,7 @@ pub struct PatchSession {
 }
 
 /// Changes a session's config (admin keys only). The engine cannot change: 409.
-#[utoipa::path(patch, path = "/memory/session/{memory_id}", tag = "sessions",
+#[utoipa::path(patch, path = "/memory/session/{memory_id}", operation_id = "update_session", tag = "sessions",
     params(("memory_id" = String, Path)), request_body = PatchSession,
     responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -190,7 +190,7 @@ pub async fn patch(
 }
 
 /// Deletes a session with every fact, history event and pending turn (admin keys only).
-#[utoipa::path(delete, path = "/memory/session/{memory_id}", tag = "sessions",
+#[utoipa::path(delete, path = "/memory/session/{memory_id}", operation_id = "delete_session", tag = "sessions",
     params(("memory_id" = String, Path)),
     responses((status = 200, body = SessionDeleted), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
