@@ -5,13 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+bash scripts/install-postgres.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first: the runner's closing line must be the full suite's.
   cargo test --locked --doc
+  # The black-box tests once more on Postgres + pgvector; the Postgres-only ones run in the
+  # full pass below.
+  MEMGATE_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast \
+    -E 'kind(test) and not binary(postgres_only)'
   cargo nextest run --locked --no-fail-fast
 else
+  MEMGATE_TEST_STORE=postgres cargo test --locked --no-fail-fast --tests
   cargo test --locked --no-fail-fast
 fi

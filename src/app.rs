@@ -42,6 +42,9 @@ impl AppState {
         if config.storage.migrate_on_start {
             store.migrate().await?;
         }
+        store
+            .check_embeddings(&config.embeddings.model, config.embeddings.dimensions)
+            .await?;
         let (usage, usage_writer) = UsageSink::new(store.clone());
         let llm = LlmClient::new(&config, usage.clone()).map_err(StartError::Client)?;
         let engine = FactsEngine::new(

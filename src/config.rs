@@ -377,10 +377,12 @@ impl Config {
                 "must be an http:// or https:// URL with a host".into(),
             ));
         }
-        if !self.storage.url.starts_with("sqlite:") {
+        if !self.storage.url.starts_with("sqlite:")
+            && !crate::store::is_postgres_url(&self.storage.url)
+        {
             return Err(invalid(
                 "storage.url",
-                "only sqlite:// is supported by this build".into(),
+                "must be sqlite://PATH (embedded) or postgres://… (Postgres + pgvector)".into(),
             ));
         }
         if self.proxy.max_body_bytes == 0 {

@@ -18,6 +18,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("memory session `{0}` was deleted")]
     SessionGone(String),
+    #[error("embeddings changed: {0}")]
+    EmbeddingsChanged(String),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -65,7 +65,10 @@ fn migrate(config: Config) -> Result<(), memgate::app::StartError> {
             memgate::store::Store::connect(&config.storage.url, config.storage.max_connections)
                 .await?;
         store.migrate().await?;
-        println!("migrations applied to {}", config.storage.url);
+        store
+            .check_embeddings(&config.embeddings.model, config.embeddings.dimensions)
+            .await?;
+        println!("migrations applied ({} store)", store.backend());
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::sqlite::OutboxCounts;
+use crate::store::OutboxCounts;
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 async fn add(mg: &Memgate, memory_id: &str, text: &str) -> Value {
     let response = mg
@@ -78,19 +77,21 @@ async fn llm_updates_add_update_and_delete_with_history() {
     assert_eq!(forget["results"][0]["event"], "DELETE", "{forget}");
     assert!(mg.facts(ACME_MEMBER, "user-gina").await.is_empty());
 
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", mg.db_path().display()))
-        .await
-        .unwrap();
-    let history: Vec<String> = sqlx::query(
-        "SELECT event FROM fact_history WHERE org_id = 'acme' AND fact_id = ? ORDER BY id",
-    )
-    .bind(&fact_id)
-    .fetch_all(&pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get("event"))
-    .collect();
+    let (status, history) = mg
+        .api(
+            "GET",
+            Some(ACME_MEMBER),
+            &format!("/memory/session/user-gina/history?fact_id={fact_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let history: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
     assert_eq!(history, vec!["ADD", "UPDATE", "DELETE"]);
 }
 
@@ -157,21 +158,9 @@ async fn internal_calls_are_accounted_as_platform_spend_of_the_org() {
     )
     .await;
 
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", mg.db_path().display()))
-        .await
-        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let rows = sqlx::query(
-            "SELECT org_id, purpose, SUM(prompt_tokens) AS tokens FROM usage GROUP BY org_id, purpose ORDER BY purpose",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        let purposes: Vec<(String, String, i64)> = rows
-            .iter()
-            .map(|r| (r.get("org_id"), r.get("purpose"), r.get("tokens")))
-            .collect();
+        let purposes = mg.usage_by_purpose().await;
         let names: Vec<&str> = purposes.iter().map(|p| p.1.as_str()).collect();
         if names == ["extraction", "fact_embedding", "query_embedding"] {
             assert!(

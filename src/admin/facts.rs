@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::memory::query::{classify, QueryKind};
 use crate::memory::{now_ms, TurnMessage};
 use crate::proxy::rewrite::content_text;
-use crate::store::sqlite::FactChange;
+use crate::store::FactChange;
 
 const MAX_SEARCH_LIMIT: usize = 100;
 

@@ -16,7 +16,7 @@ use super::{Caller, JsonBody};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::memory::{is_valid_memory_id, Session, SessionConfig, COGNEE_ENGINE, MEM0_ENGINE};
-use crate::store::sqlite::SessionStats;
+use crate::store::SessionStats;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

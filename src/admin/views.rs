@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::memory::facts::FactEvent;
 use crate::memory::{Fact, FactHistoryEvent, ScoredFact, Session, SessionConfig};
-use crate::store::sqlite::SessionStats;
+use crate::store::SessionStats;
 use crate::timestamp::rfc3339;
 
 #[derive(Serialize, ToSchema)]

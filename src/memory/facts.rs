@@ -8,10 +8,10 @@ use serde::Serialize;
 use crate::config::{ExtractionConfig, MemoryConfig};
 use crate::error::MemoryError;
 use crate::llm::{prompts, LlmClient};
-use crate::memory::query::{classify, fts_match_expression, QueryKind};
+use crate::memory::query::{classify, keyword_terms, QueryKind};
 use crate::memory::{declarative, now_ms, vector, ScoredFact, Session, TurnMessage};
-use crate::store::sqlite::FactChange;
-use crate::store::{Store, StoredVector};
+use crate::store::FactChange;
+use crate::store::{Neighbour, Store};
 use crate::usage::Purpose;
 
 /// Candidates taken from each ranking before fusion.
@@ -66,12 +66,16 @@ impl FactsEngine {
             .llm
             .embed(&session.org_id, Purpose::FactEmbedding, &facts)
             .await?;
-        let stored = self
-            .store
-            .session_vectors(&session.org_id, session.id)
-            .await?;
         // Expired facts awaiting their purge must not absorb new ones as duplicates.
-        let existing = live_facts(session, &stored);
+        let fresh_since = session.config.fresh_since(now_ms());
+        let mut existing = Vec::with_capacity(embeddings.len());
+        for embedding in &embeddings {
+            existing.push(
+                self.store
+                    .nearest(session, embedding, UPDATE_NEIGHBOURS, fresh_since)
+                    .await?,
+            );
+        }
         let planned = if self.extraction.enabled && self.extraction.llm_updates {
             match self
                 .plan_with_llm(session, &facts, &embeddings, &existing)
@@ -125,49 +129,54 @@ impl FactsEngine {
             .await?
             .pop()
             .unwrap_or_default();
-        let all = self
+        let fresh_since = session.config.fresh_since(now_ms());
+        let by_meaning = self
             .store
-            .session_vectors(&session.org_id, session.id)
+            .nearest(session, &query_vector, CANDIDATES.max(limit), fresh_since)
             .await?;
-        let stored = live_facts(session, &all);
-        if stored.is_empty() {
-            return Ok(Vec::new());
-        }
-        let by_meaning = vector::top_k(
-            &query_vector,
-            stored.iter().map(|s| s.embedding.as_slice()),
-            CANDIDATES.max(limit),
-        );
-        let expression = match classify(query) {
-            QueryKind::Question => None,
-            QueryKind::Keywords => fts_match_expression(query),
+        let terms = match classify(query) {
+            QueryKind::Question => Vec::new(),
+            QueryKind::Keywords => keyword_terms(query),
         };
-        let Some(expression) = expression else {
+        if terms.is_empty() || by_meaning.is_empty() {
             return Ok(by_meaning
                 .into_iter()
                 .take(limit)
-                .map(|(i, score)| scored(stored[i], score))
+                .map(|n| ScoredFact {
+                    id: n.fact_id,
+                    text: n.text,
+                    score: n.similarity,
+                })
                 .collect());
-        };
+        }
         let by_terms = self
             .store
-            .keyword_search(&session.org_id, session.id, &expression, CANDIDATES)
+            .keyword_search(session, &terms, CANDIDATES, fresh_since)
             .await?;
-        let index: HashMap<&str, usize> = stored
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.fact_id.as_str(), i))
+        let mut texts: HashMap<String, String> = HashMap::new();
+        let meaning_ids: Vec<String> = by_meaning
+            .into_iter()
+            .map(|n| {
+                texts.insert(n.fact_id.clone(), n.text);
+                n.fact_id
+            })
             .collect();
-        let meaning_ids: Vec<usize> = by_meaning.iter().map(|(i, _)| *i).collect();
-        let term_ids: Vec<usize> = by_terms
-            .iter()
-            .filter_map(|id| index.get(id.as_str()).copied())
+        let term_ids: Vec<String> = by_terms
+            .into_iter()
+            .map(|(id, text)| {
+                texts.entry(id.clone()).or_insert(text);
+                id
+            })
             .collect();
         Ok(
             vector::reciprocal_rank_fusion(&[meaning_ids, term_ids], RRF_K)
                 .into_iter()
                 .take(limit)
-                .map(|(i, score)| scored(stored[i], score))
+                .map(|(id, score)| ScoredFact {
+                    text: texts.remove(&id).unwrap_or_default(),
+                    id,
+                    score,
+                })
                 .collect(),
         )
     }
@@ -211,14 +220,13 @@ impl FactsEngine {
         &self,
         facts: &[String],
         embeddings: &[Vec<f32>],
-        existing: &[&StoredVector],
+        neighbours: &[Vec<Neighbour>],
     ) -> Vec<Planned> {
         let mut accepted: Vec<(&str, &[f32])> = Vec::new();
         let mut planned = Vec::with_capacity(facts.len());
-        for (text, embedding) in facts.iter().zip(embeddings) {
-            let stored_match = existing.iter().find(|s| {
-                normalise(&s.text) == normalise(text)
-                    || vector::cosine(&s.embedding, embedding) >= self.dedup_threshold
+        for ((text, embedding), near) in facts.iter().zip(embeddings).zip(neighbours) {
+            let stored_match = near.iter().find(|s| {
+                normalise(&s.text) == normalise(text) || s.similarity >= self.dedup_threshold
             });
             let batch_match = accepted.iter().any(|(t, e)| {
                 normalise(t) == normalise(text)
@@ -251,18 +259,12 @@ impl FactsEngine {
         session: &Session,
         facts: &[String],
         embeddings: &[Vec<f32>],
-        existing: &[&StoredVector],
+        neighbours: &[Vec<Neighbour>],
     ) -> Result<Vec<Planned>, MemoryError> {
-        let mut shown: Vec<&StoredVector> = Vec::new();
-        for embedding in embeddings {
-            for (i, _) in vector::top_k(
-                embedding,
-                existing.iter().map(|s| s.embedding.as_slice()),
-                UPDATE_NEIGHBOURS,
-            ) {
-                if !shown.iter().any(|s| s.fact_id == existing[i].fact_id) {
-                    shown.push(existing[i]);
-                }
+        let mut shown: Vec<&Neighbour> = Vec::new();
+        for n in neighbours.iter().flatten() {
+            if !shown.iter().any(|s| s.fact_id == n.fact_id) {
+                shown.push(n);
             }
         }
         let local: Vec<(String, String)> = shown
@@ -369,20 +371,6 @@ impl Planned {
             known_id,
             change: None,
         }
-    }
-}
-
-/// The session's facts that its TTL still lets count.
-fn live_facts<'a>(session: &Session, stored: &'a [StoredVector]) -> Vec<&'a StoredVector> {
-    let since = session.config.fresh_since(now_ms()).unwrap_or(i64::MIN);
-    stored.iter().filter(|s| s.updated_at >= since).collect()
-}
-
-fn scored(stored: &StoredVector, score: f32) -> ScoredFact {
-    ScoredFact {
-        id: stored.fact_id.clone(),
-        text: stored.text.clone(),
-        score,
     }
 }
 

@@ -68,14 +68,20 @@ pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
-/// An FTS5 MATCH expression: every term quoted (so no query syntax gets through), OR-ed.
-pub fn fts_match_expression(query: &str) -> Option<String> {
-    let terms: Vec<String> = tokens(query)
+/// The terms of a keyword query: lowercase, alphanumeric only (so no query syntax of any
+/// full-text engine gets through), single characters dropped, at most 32.
+pub fn keyword_terms(query: &str) -> Vec<String> {
+    tokens(query)
         .filter(|t| t.chars().count() > 1)
         .take(32)
-        .map(|t| format!("\"{}\"", t.to_lowercase()))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" OR "))
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An FTS5 MATCH expression: every term quoted, OR-ed.
+pub fn fts_match_expression(terms: &[String]) -> Option<String> {
+    let quoted: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
+    (!quoted.is_empty()).then(|| quoted.join(" OR "))
 }
 
 #[cfg(test)]
@@ -97,9 +103,9 @@ mod tests {
     #[test]
     fn fts_expression_quotes_every_term() {
         assert_eq!(
-            fts_match_expression("team \"NEAR\" Singapore*").unwrap(),
+            fts_match_expression(&keyword_terms("team \"NEAR\" Singapore* a")).unwrap(),
             "\"team\" OR \"near\" OR \"singapore\""
         );
-        assert!(fts_match_expression("? !").is_none());
+        assert!(fts_match_expression(&keyword_terms("? !")).is_none());
     }
 }

@@ -10,9 +10,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::error::StoreError;
+use crate::memory::query::fts_match_expression;
 use crate::memory::{now_ms, vector, Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::store::vector_cache::{SessionVectors, VectorCache};
-use crate::store::{OutboxRow, StoredVector, TurnPayload};
+use crate::store::{
+    FactChange, Neighbour, OutboxCounts, OutboxRow, SessionStats, StoredVector, TurnPayload,
+};
 use crate::usage::UsageEvent;
 
 /// Write transactions take the write lock up front. A deferred one that reads first would
@@ -30,23 +33,6 @@ pub struct SqliteStore {
 
 /// Room for about 10k facts of 1536 dimensions.
 const VECTOR_CACHE_BYTES: usize = 64 * 1024 * 1024;
-
-/// A change to a session's facts, applied with its history row in one transaction.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FactChange {
-    Add {
-        text: String,
-        embedding: Vec<f32>,
-    },
-    Update {
-        fact_id: String,
-        text: String,
-        embedding: Vec<f32>,
-    },
-    Delete {
-        fact_id: String,
-    },
-}
 
 impl SqliteStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -310,31 +296,59 @@ impl SqliteStore {
         Ok(vectors)
     }
 
-    /// Fact ids matching an FTS5 expression, best BM25 first.
+    /// The session's `k` facts nearest to `query` (cosine similarity, best first), among
+    /// those written since `fresh_since`. Exact, over the cached vectors.
+    pub async fn nearest(
+        &self,
+        session: &Session,
+        query: &[f32],
+        k: usize,
+        fresh_since: Option<i64>,
+    ) -> Result<Vec<Neighbour>, StoreError> {
+        let all = self.session_vectors(&session.org_id, session.id).await?;
+        let since = fresh_since.unwrap_or(i64::MIN);
+        let live: Vec<&StoredVector> = all.iter().filter(|s| s.updated_at >= since).collect();
+        Ok(
+            vector::top_k(query, live.iter().map(|s| s.embedding.as_slice()), k)
+                .into_iter()
+                .map(|(i, similarity)| Neighbour {
+                    fact_id: live[i].fact_id.clone(),
+                    text: live[i].text.clone(),
+                    similarity,
+                })
+                .collect(),
+        )
+    }
+
+    /// Facts (id, text) matching any of `terms`, best BM25 first.
     pub async fn keyword_search(
         &self,
-        org_id: &str,
-        session_id: i64,
-        match_expression: &str,
+        session: &Session,
+        terms: &[String],
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+        fresh_since: Option<i64>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let Some(expression) = fts_match_expression(terms) else {
+            return Ok(Vec::new());
+        };
         let rows = sqlx::query(
-            "SELECT f.id AS id
+            "SELECT f.id AS id, f.text AS text
              FROM facts_fts
              JOIN facts f ON f.id = facts_fts.fact_id
              WHERE facts_fts MATCH ? AND facts_fts.session_id = ?
-               AND f.org_id = ? AND f.session_id = ?
+               AND f.org_id = ? AND f.session_id = ? AND f.updated_at >= ?
              ORDER BY bm25(facts_fts)
              LIMIT ?",
         )
-        .bind(match_expression)
-        .bind(session_id)
-        .bind(org_id)
-        .bind(session_id)
+        .bind(expression)
+        .bind(session.id)
+        .bind(&session.org_id)
+        .bind(session.id)
+        .bind(fresh_since.unwrap_or(i64::MIN))
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| r.get("id")).collect())
+        Ok(rows.iter().map(|r| (r.get("id"), r.get("text"))).collect())
     }
 
     /// A page of the session's facts, oldest first; facts written before `fresh_since` (the
@@ -751,14 +765,6 @@ impl SqliteStore {
     }
 }
 
-/// What a session holds, for the management API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SessionStats {
-    pub fact_count: i64,
-    pub pending_turns: i64,
-    pub dead_turns: i64,
-}
-
 fn stats_from_row(r: &sqlx::sqlite::SqliteRow) -> SessionStats {
     SessionStats {
         fact_count: r.get("fact_count"),
@@ -769,13 +775,6 @@ fn stats_from_row(r: &sqlx::sqlite::SqliteRow) -> SessionStats {
 
 fn config_json(config: &SessionConfig) -> Result<String, StoreError> {
     serde_json::to_string(config).map_err(|e| StoreError::Corrupt(format!("session config: {e}")))
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct OutboxCounts {
-    pub pending: i64,
-    pub done: i64,
-    pub dead: i64,
 }
 
 fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Session, StoreError> {
@@ -963,13 +962,16 @@ mod tests {
             )
             .await
             .unwrap();
-        let hits = s
-            .keyword_search("acme", sess.id, "\"singapore\"", 5)
-            .await
-            .unwrap();
-        assert_eq!(hits, ids);
+        let singapore = ["singapore".to_string()];
+        let hits = s.keyword_search(&sess, &singapore, 5, None).await.unwrap();
+        assert_eq!(
+            hits,
+            vec![(ids[0].clone(), "Team is in Singapore".to_string())]
+        );
+        let mut foreign = sess.clone();
+        foreign.org_id = "globex".into();
         assert!(s
-            .keyword_search("globex", sess.id, "\"singapore\"", 5)
+            .keyword_search(&foreign, &singapore, 5, None)
             .await
             .unwrap()
             .is_empty());
@@ -985,7 +987,7 @@ mod tests {
         .await
         .unwrap();
         assert!(s
-            .keyword_search("acme", sess.id, "\"singapore\"", 5)
+            .keyword_search(&sess, &singapore, 5, None)
             .await
             .unwrap()
             .is_empty());

@@ -27,6 +27,70 @@ pub struct Memgate {
     pub admin: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// The storage URL this instance runs on.
+    pub storage_url: String,
+    /// Kept so the database lives as long as the instance.
+    _database: Option<std::sync::Arc<TestDatabase>>,
+}
+
+/// Which store the black-box tests run on: `MEMGATE_TEST_STORE=postgres` runs the same tests
+/// on Postgres + pgvector (scripts/test.sh runs them both ways).
+pub fn test_store() -> String {
+    std::env::var("MEMGATE_TEST_STORE").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// The server the Postgres tests create their databases on.
+pub fn postgres_server_url() -> String {
+    std::env::var("MEMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh database for one test, dropped with it.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> std::sync::Arc<Self> {
+        let server = postgres_server_url();
+        let name = format!("memgate_t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+            .await
+            .expect("connect to the test Postgres server (bash scripts/install-postgres.sh)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        admin = sqlx::PgPool::connect(&format!("{server}/{name}"))
+            .await
+            .unwrap();
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS vector")
+            .execute(&admin)
+            .await
+            .expect("pgvector (bash scripts/install-postgres.sh)");
+        admin.close().await;
+        std::sync::Arc::new(Self {
+            url: format!("{server}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = postgres_server_url();
+        let _ = Command::new("psql")
+            .arg(format!("{server}/postgres"))
+            .args([
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// A port that was free a moment ago. Pingora binds its listener itself, so the port is
@@ -48,9 +112,27 @@ impl Memgate {
     }
 
     /// Starts with `extra` appended to the test config (TOML tables such as
-    /// `[auth.trusted_header]`).
+    /// `[auth.trusted_header]`), on the store [`test_store`] names.
     pub async fn start_with_toml(upstream: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        let database = match test_store().as_str() {
+            "postgres" => Some(TestDatabase::create().await),
+            _ => None,
+        };
+        Self::start_on(upstream, database, extra, env).await
+    }
+
+    /// Starts on `database` (a shared Postgres database), or on a fresh SQLite file.
+    pub async fn start_on(
+        upstream: &str,
+        database: Option<std::sync::Arc<TestDatabase>>,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let storage_url = match &database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("memgate.db").display()),
+        };
         let proxy_port = free_port();
         let admin_port = free_port();
         let config = format!(
@@ -63,7 +145,7 @@ listen = "127.0.0.1:{admin_port}"
 [upstream]
 url = "{upstream}"
 [storage]
-url = "sqlite://{db}"
+url = "{storage_url}"
 [memory]
 retrieval_budget_ms = 2000
 [embeddings]
@@ -91,7 +173,6 @@ org = "globex"
 role = "member"
 {extra}
 "#,
-            db = dir.path().join("memgate.db").display(),
         );
         let config_path = dir.path().join("memgate.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -114,6 +195,8 @@ role = "member"
             admin: format!("http://127.0.0.1:{admin_port}"),
             dir,
             http: reqwest::Client::new(),
+            storage_url,
+            _database: database,
         };
         memgate.wait_ready().await;
         memgate
@@ -150,8 +233,26 @@ role = "member"
         std::fs::read_to_string(self.dir.path().join("memgate.log")).unwrap_or_default()
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("memgate.db")
+    /// Platform spend recorded so far: (org, purpose, prompt tokens), by org and purpose.
+    pub async fn usage_by_purpose(&self) -> Vec<(String, String, i64)> {
+        let sql = "SELECT org_id, purpose, CAST(SUM(prompt_tokens) AS BIGINT) AS tokens
+                   FROM usage GROUP BY org_id, purpose ORDER BY org_id, purpose";
+        use sqlx::Row;
+        if self.storage_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.storage_url).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows.iter()
+                .map(|r| (r.get("org_id"), r.get("purpose"), r.get("tokens")))
+                .collect()
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.storage_url).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows.iter()
+                .map(|r| (r.get("org_id"), r.get("purpose"), r.get("tokens")))
+                .collect()
+        }
     }
 
     /// A management API call: status and JSON body (`Null` when there is none).

@@ -1,0 +1,211 @@
+//! What only the Postgres store has to show: replicas sharing one database, the outbox's
+//! SKIP LOCKED claims, and the embedding dimension fixed on first start.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use memgate::memory::SessionConfig;
+use memgate::store::{Store, TurnPayload};
+use serde_json::json;
+use sqlx::Row;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_ingest_a_burst_exactly_once() {
+    let mock = mock_gateway::spawn().await;
+    let db = TestDatabase::create().await;
+    let replicas = [
+        Memgate::start_on(&mock.url(), Some(db.clone()), "", &[]).await,
+        Memgate::start_on(&mock.url(), Some(db.clone()), "", &[]).await,
+    ];
+    assert_eq!(
+        replicas[0]
+            .create_session(ACME_ADMIN, "burst")
+            .await
+            .status(),
+        201
+    );
+
+    const TURNS: usize = 40;
+    let requests = (0..TURNS).map(|i| {
+        // Two words of every statement are its own, so no two are near-duplicates.
+        let text = format!("Remember token{i}alpha and token{i}omega.");
+        let replica = &replicas[i % 2];
+        async move {
+            let response = replica
+                .chat(ACME_MEMBER, user_chat(Some("burst"), &text, i % 3 == 0))
+                .await;
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap();
+        }
+    });
+    futures_util::future::join_all(requests).await;
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (rows, pending): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE state <> 'done') FROM outbox")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if rows == TURNS as i64 && pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rows} turns in the outbox, {pending} not done\n{}\n{}",
+            replicas[0].log(),
+            replicas[1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM outbox")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(attempts.iter().all(|a| *a == 1), "{attempts:?}");
+
+    // Each turn was extracted once, by one replica, and each left one fact.
+    for i in 0..TURNS {
+        let marker = format!("token{i}alpha");
+        let extractions = mock
+            .internal_requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/chat/completions") && r.body.contains(&marker))
+            .count();
+        assert_eq!(extractions, 1, "turn {i} was extracted {extractions} times");
+    }
+    let facts: Vec<String> = sqlx::query("SELECT text FROM facts")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("text"))
+        .collect();
+    assert_eq!(facts.len(), TURNS);
+    assert_eq!(facts.iter().collect::<HashSet<_>>().len(), TURNS);
+    let adds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fact_history WHERE event = 'ADD'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(adds, TURNS as i64);
+    let per_replica = [
+        replicas[0].metric("memgate_turns_ingested_total").await,
+        replicas[1].metric("memgate_turns_ingested_total").await,
+    ];
+    assert_eq!(per_replica[0] + per_replica[1], TURNS as f64);
+    assert!(
+        per_replica.iter().all(|n| *n > 0.0),
+        "both replicas should have worked: {per_replica:?}"
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_never_share_a_row() {
+    let db = TestDatabase::create().await;
+    let store = Store::connect(&db.url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    store.check_embeddings("m", 4).await.unwrap();
+    let session = store
+        .create_session("acme", "queue", "mem0", &SessionConfig::default())
+        .await
+        .unwrap();
+    const ROWS: usize = 200;
+    for i in 0..ROWS {
+        store
+            .enqueue_turn(
+                &format!("k{i}"),
+                "acme",
+                session.id,
+                &TurnPayload {
+                    memory_id: "queue".into(),
+                    messages: vec![],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Two "replicas" (separate pools) claim in small batches at the same time.
+    let other = Store::connect(&db.url, 8).await.unwrap();
+    let claim_all = |s: Store| async move {
+        let mut mine = Vec::new();
+        loop {
+            let batch = s.claim_outbox(3, Duration::from_secs(60)).await.unwrap();
+            if batch.is_empty() {
+                return mine;
+            }
+            mine.extend(batch.into_iter().map(|r| r.id));
+        }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(claim_all(store.clone())),
+        tokio::spawn(claim_all(other))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let all: HashSet<i64> = a.iter().chain(&b).copied().collect();
+    assert_eq!(a.len() + b.len(), ROWS, "a row was claimed twice");
+    assert_eq!(all.len(), ROWS);
+    assert!(!a.is_empty() && !b.is_empty(), "{} / {}", a.len(), b.len());
+
+    // A lease that runs out makes the row claimable again, with its attempt counted.
+    let id = a[0];
+    store.fail_outbox(id, "boom", Some(0)).await.unwrap();
+    let again = store
+        .claim_outbox(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|r| (r.id, r.attempts)).collect::<Vec<_>>(),
+        [(id, 2)]
+    );
+    store.fail_outbox(id, "boom", None).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().dead, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_dimension_is_fixed_on_first_start() {
+    let mock = mock_gateway::spawn().await;
+    let db = TestDatabase::create().await;
+    {
+        let mg = Memgate::start_on(&mock.url(), Some(db.clone()), "", &[]).await;
+        mg.create_session(ACME_ADMIN, "dims").await;
+        let (status, _) = mg
+            .api(
+                "POST",
+                Some(ACME_MEMBER),
+                "/memory/session/add",
+                Some(json!({"memory_id": "dims", "messages": [{"role": "user", "content": "The atrium is on floor three."}]})),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let column: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+         WHERE attrelid = 'facts'::regclass AND attname = 'embedding'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(column, "vector(256)");
+    pool.close().await;
+
+    // Another dimension on the same database is refused at start, with the reason.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_memgate"))
+        .arg("migrate")
+        .env("MEMGATE_STORAGE__URL", &db.url)
+        .env("MEMGATE_EMBEDDINGS__DIMENSIONS", "384")
+        .env("MEMGATE_EMBEDDINGS__MODEL", "text-embedding-3-small")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("256-dimensional") && stderr.contains("384"),
+        "{stderr}"
+    );
+}
