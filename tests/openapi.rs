@@ -21,6 +21,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/memory/session/{memory_id}/facts"),
     ("delete", "/memory/session/{memory_id}/facts/{fact_id}"),
     ("get", "/memory/session/{memory_id}/history"),
+    ("get", "/memory/outbox"),
+    ("post", "/memory/outbox/{id}/retry"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +68,8 @@ async fn openapi_document_is_valid_complete_and_true() {
         for method in ops.as_object().unwrap().keys() {
             let concrete = path
                 .replace("{memory_id}", "some-session")
-                .replace("{fact_id}", "some-fact");
+                .replace("{fact_id}", "some-fact")
+                .replace("{id}", "1");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let status = mg
                 .http

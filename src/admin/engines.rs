@@ -1,6 +1,11 @@
 //! The memory engines this server offers.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::Json;
+
+use crate::app::AppState;
 
 use super::views::{EngineList, EngineView};
 use super::Caller;
@@ -9,13 +14,16 @@ use crate::memory::{COGNEE_ENGINE, MEM0_ENGINE};
 /// Engines with their backends and search types; `available` says which can be created here.
 #[utoipa::path(get, path = "/memory/engines", operation_id = "list_engines", tag = "sessions",
     responses((status = 200, body = EngineList), (status = 401, body = super::views::ErrorBody)))]
-pub async fn list(_caller: Caller) -> Json<EngineList> {
+pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<EngineList> {
     let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
     Json(EngineList {
         engines: vec![
             EngineView {
                 name: MEM0_ENGINE.into(),
-                backends: strings(&["sqlite"]),
+                backends: match state.store.backend() {
+                    "postgres" => strings(&["postgres", "pgvector"]),
+                    other => vec![other.to_string()],
+                },
                 description: "Extracted facts with vectors: preferences, recent facts, short-to-medium semantic recall.".into(),
                 search_types: strings(&["FACTS"]),
                 available: true,

@@ -7,6 +7,7 @@ mod engines;
 mod facts;
 mod health;
 mod json_body;
+mod outbox;
 mod query;
 mod sessions;
 mod views;
@@ -74,6 +75,8 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(facts::list))
         .routes(routes!(facts::delete))
         .routes(routes!(facts::history))
+        .routes(routes!(outbox::list))
+        .routes(routes!(outbox::retry))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

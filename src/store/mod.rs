@@ -77,6 +77,23 @@ pub struct SessionStats {
     pub dead_turns: i64,
 }
 
+/// A turn in the outbox, as the management API shows it (dead letters in particular).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub memory_id: String,
+    /// `pending`, `done` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: i64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
     pub pending: i64,
@@ -305,6 +322,23 @@ impl Store {
     /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
     pub async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
         forward!(self, s => s.purge_done_outbox(before_ms).await)
+    }
+
+    /// A page of the org's outbox rows in `state`, oldest first.
+    pub async fn list_outbox(
+        &self,
+        org_id: &str,
+        state: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<OutboxEntry>, i64), StoreError> {
+        forward!(self, s => s.list_outbox(org_id, state, limit, offset).await)
+    }
+
+    /// Puts one of the org's dead turns back in the queue with a fresh attempt budget;
+    /// `false` when the org has no such dead turn.
+    pub async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError> {
+        forward!(self, s => s.retry_outbox(org_id, id).await)
     }
 
     /// Rows by state, for readiness, metrics and tests.

@@ -13,7 +13,9 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::error::StoreError;
 use crate::memory::{now_ms, Fact, FactHistoryEvent, Session, SessionConfig};
-use crate::store::{FactChange, Neighbour, OutboxCounts, OutboxRow, SessionStats, TurnPayload};
+use crate::store::{
+    FactChange, Neighbour, OutboxCounts, OutboxEntry, OutboxRow, SessionStats, TurnPayload,
+};
 use crate::usage::UsageEvent;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -697,6 +699,60 @@ impl PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    pub async fn list_outbox(
+        &self,
+        org_id: &str,
+        state: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<OutboxEntry>, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, s.memory_id, o.state, o.attempts::bigint AS attempts, o.last_error, o.created_at, o.next_attempt_at
+             FROM outbox o JOIN sessions s ON s.id = o.session_id AND s.org_id = o.org_id
+             WHERE o.org_id = $1 AND o.state = $2
+             ORDER BY o.id LIMIT $3 OFFSET $4",
+        )
+        .bind(org_id)
+        .bind(state)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE org_id = $1 AND state = $2")
+                .bind(org_id)
+                .bind(state)
+                .fetch_one(&self.pool)
+                .await?;
+        let entries = rows
+            .iter()
+            .map(|r| OutboxEntry {
+                id: r.get("id"),
+                memory_id: r.get("memory_id"),
+                state: r.get("state"),
+                attempts: r.get("attempts"),
+                last_error: r.get("last_error"),
+                created_at: r.get("created_at"),
+                next_attempt_at: r.get("next_attempt_at"),
+            })
+            .collect();
+        Ok((entries, total))
+    }
+
+    pub async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL, updated_at = $1
+             WHERE id = $2 AND org_id = $3 AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(org_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {

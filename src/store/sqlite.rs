@@ -14,7 +14,8 @@ use crate::memory::query::fts_match_expression;
 use crate::memory::{now_ms, vector, Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::store::vector_cache::{SessionVectors, VectorCache};
 use crate::store::{
-    FactChange, Neighbour, OutboxCounts, OutboxRow, SessionStats, StoredVector, TurnPayload,
+    FactChange, Neighbour, OutboxCounts, OutboxEntry, OutboxRow, SessionStats, StoredVector,
+    TurnPayload,
 };
 use crate::usage::UsageEvent;
 
@@ -721,6 +722,61 @@ impl SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    pub async fn list_outbox(
+        &self,
+        org_id: &str,
+        state: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<OutboxEntry>, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, s.memory_id, o.state, o.attempts, o.last_error, o.created_at, o.next_attempt_at
+             FROM outbox o JOIN sessions s ON s.id = o.session_id AND s.org_id = o.org_id
+             WHERE o.org_id = ? AND o.state = ?
+             ORDER BY o.id LIMIT ? OFFSET ?",
+        )
+        .bind(org_id)
+        .bind(state)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE org_id = ? AND state = ?")
+                .bind(org_id)
+                .bind(state)
+                .fetch_one(&self.pool)
+                .await?;
+        let entries = rows
+            .iter()
+            .map(|r| OutboxEntry {
+                id: r.get("id"),
+                memory_id: r.get("memory_id"),
+                state: r.get("state"),
+                attempts: r.get("attempts"),
+                last_error: r.get("last_error"),
+                created_at: r.get("created_at"),
+                next_attempt_at: r.get("next_attempt_at"),
+            })
+            .collect();
+        Ok((entries, total))
+    }
+
+    pub async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+             WHERE id = ? AND org_id = ? AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .bind(org_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Rows by state, for readiness, metrics and tests.

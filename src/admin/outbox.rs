@@ -1,0 +1,103 @@
+//! The ingestion queue as an operator sees it: turns waiting, and dead letters (turns whose
+//! ingestion failed for good) with their last error, which can be sent back to the queue.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::query::{Page, PathParams, QueryParams};
+use super::views::ErrorBody;
+use super::Caller;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::OutboxEntry;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxQuery {
+    /// `dead` (default), `pending` or `done`.
+    state: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxList {
+    pub state: String,
+    pub turns: Vec<OutboxEntry>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxRetried {
+    pub id: i64,
+    pub state: String,
+}
+
+/// The org's turns in one state of the ingestion queue, oldest first (admin keys only).
+#[utoipa::path(get, path = "/memory/outbox", tag = "operations", operation_id = "list_outbox",
+    params(OutboxQuery),
+    responses((status = 200, body = OutboxList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    QueryParams(query): QueryParams<OutboxQuery>,
+) -> Result<Json<OutboxList>, ApiError> {
+    caller.require_admin()?;
+    let wanted = query.state.unwrap_or_else(|| "dead".into());
+    if !matches!(wanted.as_str(), "dead" | "pending" | "done") {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "query parameter `state`: must be dead, pending or done",
+        ));
+    }
+    let (limit, offset) = Page {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .resolve()?;
+    let (turns, total) = state
+        .store
+        .list_outbox(&caller.0.org, &wanted, limit, offset)
+        .await?;
+    Ok(Json(OutboxList {
+        state: wanted,
+        turns,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// Sends a dead turn back to the queue with a fresh attempt budget (admin keys only).
+#[utoipa::path(post, path = "/memory/outbox/{id}/retry", tag = "operations",
+    operation_id = "retry_outbox", params(("id" = i64, Path)),
+    responses((status = 200, body = OutboxRetried), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<OutboxRetried>, ApiError> {
+    caller.require_admin()?;
+    if !state.store.retry_outbox(&caller.0.org, id).await? {
+        return Err(ApiError::resource_not_found(
+            "turn_not_found",
+            format!("no dead turn {id} in this org's outbox"),
+        ));
+    }
+    state.outbox_ready.notify_one();
+    Ok(Json(OutboxRetried {
+        id,
+        state: "pending".into(),
+    }))
+}
