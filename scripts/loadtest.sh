@@ -7,6 +7,8 @@
 #               turn is not stored, so every request sees the same session)
 # Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
 #        PERF_OUT=/tmp/memgate.perf scripts/loadtest.sh   (also profiles the memory run)
+#        STORE=postgres scripts/loadtest.sh   (memgate on Postgres + pgvector, in a scratch
+#                                              database that is dropped afterwards)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -21,11 +23,23 @@ BIN="$CARGO_TARGET_DIR/release"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOCK_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
 WORK=$(mktemp -d)
-cleanup() { kill "${MOCK_PID:-}" "${MG_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+PG_SERVER="${MEMGATE_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+PG_DB="memgate_load_$$"
+cleanup() {
+  kill "${MOCK_PID:-}" "${MG_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"
+  if [ "${STORE:-sqlite}" = postgres ]; then psql "$PG_SERVER/postgres" -qAtc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; fi
+}
 trap cleanup EXIT
 
 "$BIN/examples/mock_gateway" --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
 MOCK_PID=$!
+if [ "${STORE:-sqlite}" = postgres ]; then
+  bash scripts/install-postgres.sh >&2
+  psql "$PG_SERVER/postgres" -qAtc "CREATE DATABASE $PG_DB" >/dev/null
+  STORAGE_URL="$PG_SERVER/$PG_DB"
+else
+  STORAGE_URL="sqlite://$WORK/memgate.db"
+fi
 cat >"$WORK/memgate.toml" <<TOML
 [proxy]
 listen = "127.0.0.1:$PROXY_PORT"
@@ -35,7 +49,7 @@ listen = "127.0.0.1:$ADMIN_PORT"
 [upstream]
 url = "http://127.0.0.1:$MOCK_PORT"
 [storage]
-url = "sqlite://$WORK/memgate.db"
+url = "$STORAGE_URL"
 [embeddings]
 dimensions = 1536
 [[auth.keys]]
@@ -85,7 +99,7 @@ if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true;
 
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
-echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, loopback"
+echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, loopback; store: ${STORE:-sqlite}"
 row() { # run baseline
   p50=$(pct "$1" 50); p99=$(pct "$1" 99); b50=$(pct "$2" 50); b99=$(pct "$2" 99)
   printf "%-15s %9s %9s %10s %12s %12s\n" "$1" "$p50" "$p99" "$(rps "$1")" \
