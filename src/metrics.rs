@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::store::OutboxCounts;
+use crate::usage::TokenCounters;
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {
@@ -49,9 +50,23 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn render(&self, outbox: Option<OutboxCounts>, usage_dropped: u64) -> String {
+    pub fn render(
+        &self,
+        outbox: Option<OutboxCounts>,
+        tokens: &TokenCounters,
+        usage_dropped: u64,
+    ) -> String {
         let mut out = String::new();
         self.write_counters(&mut out);
+        let _ = writeln!(out, "# HELP memgate_internal_tokens_total Tokens of memgate's own calls to the gateway (platform spend), by purpose and type.");
+        let _ = writeln!(out, "# TYPE memgate_internal_tokens_total counter");
+        for (purpose, prompt, completion) in tokens.snapshot() {
+            let _ = writeln!(
+                out,
+                "memgate_internal_tokens_total{{purpose=\"{purpose}\",type=\"prompt\"}} {prompt}"
+            );
+            let _ = writeln!(out, "memgate_internal_tokens_total{{purpose=\"{purpose}\",type=\"completion\"}} {completion}");
+        }
         let _ = writeln!(out, "# HELP memgate_usage_events_dropped_total Platform-spend events dropped because the writer fell behind.");
         let _ = writeln!(out, "# TYPE memgate_usage_events_dropped_total counter");
         let _ = writeln!(out, "memgate_usage_events_dropped_total {usage_dropped}");
@@ -80,9 +95,12 @@ mod tests {
                 done: 1,
                 dead: 0,
             }),
+            &TokenCounters::default(),
             0,
         );
         assert!(text.contains("memgate_context_injected_total 1\n"));
         assert!(text.contains("memgate_outbox_rows{state=\"pending\"} 2\n"));
+        assert!(text
+            .contains("memgate_internal_tokens_total{purpose=\"extraction\",type=\"prompt\"} 0\n"));
     }
 }

@@ -19,6 +19,37 @@ pub fn serialize_ms<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::
     serializer.serialize_str(&rfc3339(*ms))
 }
 
+/// `YYYY-MM-DD` (UTC) for a Unix time in milliseconds.
+pub fn date(ms: i64) -> String {
+    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The Unix time in milliseconds of 00:00 UTC on a `YYYY-MM-DD` date.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    if text.len() != 10 || !(1..=12).contains(&month) || day == 0 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // Rejects 2026-02-31 and the like: the date must come back as written.
+    (civil_from_days(days) == (year, month, day)).then_some(days * 86_400_000)
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -35,7 +66,24 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{date, parse_date, rfc3339};
+
+    #[test]
+    fn dates_round_trip() {
+        for text in ["1970-01-01", "2000-02-29", "2026-11-25", "2100-12-31"] {
+            assert_eq!(date(parse_date(text).unwrap()), text);
+        }
+        assert_eq!(parse_date("2026-11-25"), Some(1_764_028_800_000));
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-1",
+            "yesterday",
+            "2026-11-00",
+        ] {
+            assert!(parse_date(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn known_instants() {

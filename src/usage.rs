@@ -18,6 +18,13 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    pub const ALL: [Purpose; 4] = [
+        Purpose::QueryEmbedding,
+        Purpose::FactEmbedding,
+        Purpose::Extraction,
+        Purpose::MemoryUpdate,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::QueryEmbedding => "query_embedding",
@@ -28,9 +35,26 @@ impl Purpose {
     }
 }
 
+/// Whose spend an internal call is: the org and the session it served.
+#[derive(Clone, Copy, Debug)]
+pub struct CallScope<'a> {
+    pub org: &'a str,
+    pub memory_id: &'a str,
+}
+
+impl<'a> CallScope<'a> {
+    pub fn of(session: &'a crate::memory::Session) -> Self {
+        Self {
+            org: &session.org_id,
+            memory_id: &session.memory_id,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct UsageEvent {
     pub org: String,
+    pub memory_id: String,
     pub purpose: Purpose,
     pub model: String,
     pub prompt_tokens: i64,
@@ -41,6 +65,37 @@ pub struct UsageEvent {
 pub struct UsageSink {
     tx: mpsc::Sender<UsageEvent>,
     dropped: Arc<AtomicU64>,
+    tokens: Arc<TokenCounters>,
+}
+
+/// Tokens of internal calls by purpose, prompt and completion, since start (for metrics).
+#[derive(Debug, Default)]
+pub struct TokenCounters {
+    prompt: [AtomicU64; 4],
+    completion: [AtomicU64; 4],
+}
+
+impl TokenCounters {
+    fn add(&self, e: &UsageEvent) {
+        let i = e.purpose as usize;
+        self.prompt[i].fetch_add(e.prompt_tokens.max(0) as u64, Ordering::Relaxed);
+        self.completion[i].fetch_add(e.completion_tokens.max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// (purpose, prompt tokens, completion tokens) for each purpose.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64, u64)> {
+        Purpose::ALL
+            .iter()
+            .map(|p| {
+                let i = *p as usize;
+                (
+                    p.as_str(),
+                    self.prompt[i].load(Ordering::Relaxed),
+                    self.completion[i].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }
 
 const CHANNEL_CAPACITY: usize = 10_000;
@@ -55,15 +110,21 @@ impl UsageSink {
             Self {
                 tx,
                 dropped: dropped.clone(),
+                tokens: Arc::default(),
             },
             UsageWriter { rx, store },
         )
     }
 
     pub fn record(&self, event: UsageEvent) {
+        self.tokens.add(&event);
         if self.tx.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub fn tokens(&self) -> &TokenCounters {
+        &self.tokens
     }
 
     pub fn dropped(&self) -> u64 {

@@ -36,6 +36,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let outbox = state.store.outbox_counts().await.ok();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(outbox, state.usage.dropped()),
+        state
+            .metrics
+            .render(outbox, state.usage.tokens(), state.usage.dropped()),
     )
 }

@@ -10,6 +10,7 @@ mod json_body;
 mod outbox;
 mod query;
 mod sessions;
+mod usage;
 mod views;
 
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(facts::history))
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::retry))
+        .routes(routes!(usage::report))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::error::LlmError;
-use crate::usage::{Purpose, UsageEvent, UsageSink};
+use crate::usage::{CallScope, Purpose, UsageEvent, UsageSink};
 
 #[derive(Clone)]
 pub struct LlmClient {
@@ -62,7 +62,7 @@ impl LlmClient {
 
     pub async fn embed(
         &self,
-        org: &str,
+        scope: CallScope<'_>,
         purpose: Purpose,
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>, LlmError> {
@@ -75,9 +75,9 @@ impl LlmClient {
             "dimensions": self.dimensions,
             "encoding_format": "float",
         });
-        let answer: EmbeddingAnswer = self.post(org, purpose, "/v1/embeddings", &body).await?;
+        let answer: EmbeddingAnswer = self.post(scope, purpose, "/v1/embeddings", &body).await?;
         self.record_usage(
-            org,
+            scope,
             purpose,
             answer.model.as_deref().unwrap_or(&self.embedding_model),
             &answer.usage,
@@ -110,7 +110,7 @@ impl LlmClient {
     /// (transport, status, or an answer that is not JSON).
     pub async fn chat_json(
         &self,
-        org: &str,
+        scope: CallScope<'_>,
         purpose: Purpose,
         system: &str,
         user: &str,
@@ -126,7 +126,7 @@ impl LlmClient {
         });
         let mut attempt = 0;
         loop {
-            match self.chat_json_once(org, purpose, &body).await {
+            match self.chat_json_once(scope, purpose, &body).await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt >= self.max_retries => return Err(e),
                 Err(e) => {
@@ -140,16 +140,16 @@ impl LlmClient {
 
     async fn chat_json_once(
         &self,
-        org: &str,
+        scope: CallScope<'_>,
         purpose: Purpose,
         body: &Value,
     ) -> Result<Value, LlmError> {
         let answer: Value = self
-            .post(org, purpose, "/v1/chat/completions", body)
+            .post(scope, purpose, "/v1/chat/completions", body)
             .await?;
         let usage = serde_json::from_value(answer["usage"].clone()).unwrap_or_default();
         let model = answer["model"].as_str().unwrap_or(&self.extraction_model);
-        self.record_usage(org, purpose, model, &usage);
+        self.record_usage(scope, purpose, model, &usage);
         let content = answer["choices"][0]["message"]["content"]
             .as_str()
             .ok_or_else(|| LlmError::Decode("chat answer has no message content".into()))?;
@@ -159,7 +159,7 @@ impl LlmClient {
 
     async fn post<T: DeserializeOwned>(
         &self,
-        org: &str,
+        scope: CallScope<'_>,
         purpose: Purpose,
         path: &str,
         body: &Value,
@@ -168,7 +168,7 @@ impl LlmClient {
             .http
             .post(format!("{}{path}", self.base))
             .headers(self.headers.clone())
-            .header("x-memgate-org", org)
+            .header("x-memgate-org", scope.org)
             .header("x-memgate-purpose", purpose.as_str())
             .json(body)
             .send()
@@ -184,9 +184,10 @@ impl LlmClient {
         serde_json::from_slice(&bytes).map_err(|e| LlmError::Decode(e.to_string()))
     }
 
-    fn record_usage(&self, org: &str, purpose: Purpose, model: &str, usage: &Usage) {
+    fn record_usage(&self, scope: CallScope<'_>, purpose: Purpose, model: &str, usage: &Usage) {
         self.usage.record(UsageEvent {
-            org: org.to_string(),
+            org: scope.org.to_string(),
+            memory_id: scope.memory_id.to_string(),
             purpose,
             model: model.to_string(),
             prompt_tokens: usage.prompt_tokens,

@@ -12,7 +12,7 @@ use crate::memory::query::{classify, keyword_terms, QueryKind};
 use crate::memory::{declarative, now_ms, vector, ScoredFact, Session, TurnMessage};
 use crate::store::FactChange;
 use crate::store::{Neighbour, Store};
-use crate::usage::Purpose;
+use crate::usage::{CallScope, Purpose};
 
 /// Candidates taken from each ranking before fusion.
 const CANDIDATES: usize = 20;
@@ -58,13 +58,13 @@ impl FactsEngine {
         session: &Session,
         messages: &[TurnMessage],
     ) -> Result<Vec<FactEvent>, MemoryError> {
-        let facts = self.extract(&session.org_id, messages).await;
+        let facts = self.extract(session, messages).await;
         if facts.is_empty() {
             return Ok(Vec::new());
         }
         let embeddings = self
             .llm
-            .embed(&session.org_id, Purpose::FactEmbedding, &facts)
+            .embed(CallScope::of(session), Purpose::FactEmbedding, &facts)
             .await?;
         // Expired facts awaiting their purge must not absorb new ones as duplicates.
         let fresh_since = session.config.fresh_since(now_ms());
@@ -122,7 +122,7 @@ impl FactsEngine {
         let query_vector = self
             .llm
             .embed(
-                &session.org_id,
+                CallScope::of(session),
                 Purpose::QueryEmbedding,
                 &[query.to_string()],
             )
@@ -183,12 +183,12 @@ impl FactsEngine {
 
     /// Facts worth keeping from a conversation: the extraction model's, or, with extraction
     /// off or failing after its retries, the user's declarative sentences.
-    async fn extract(&self, org: &str, messages: &[TurnMessage]) -> Vec<String> {
+    async fn extract(&self, session: &Session, messages: &[TurnMessage]) -> Vec<String> {
         let facts = if self.extraction.enabled {
             match self
                 .llm
                 .chat_json(
-                    org,
+                    CallScope::of(session),
                     Purpose::Extraction,
                     prompts::EXTRACTION_SYSTEM,
                     &prompts::extraction_user(messages),
@@ -275,7 +275,7 @@ impl FactsEngine {
         let answer = self
             .llm
             .chat_json(
-                &session.org_id,
+                CallScope::of(session),
                 Purpose::MemoryUpdate,
                 prompts::UPDATE_SYSTEM,
                 &prompts::update_user(&local, facts),
@@ -318,7 +318,7 @@ impl FactsEngine {
             .collect();
         let fresh = self
             .llm
-            .embed(&session.org_id, Purpose::FactEmbedding, &missing)
+            .embed(CallScope::of(session), Purpose::FactEmbedding, &missing)
             .await?;
         let fresh: HashMap<&str, &Vec<f32>> =
             missing.iter().map(String::as_str).zip(&fresh).collect();

@@ -94,6 +94,21 @@ pub struct OutboxEntry {
     pub next_attempt_at: i64,
 }
 
+/// Platform spend of one org for one day, kind of call and model (and session, when asked).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageRow {
+    /// UTC date, `YYYY-MM-DD`.
+    pub day: String,
+    /// `query_embedding`, `fact_embedding`, `extraction` or `memory_update`.
+    pub kind: String,
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_id: Option<String>,
+    pub calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
     pub pending: i64,
@@ -348,6 +363,18 @@ impl Store {
 
     pub async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         forward!(self, s => s.record_usage(events).await)
+    }
+
+    /// The org's platform spend between `from_ms` (inclusive) and `to_ms` (exclusive), by UTC
+    /// day, kind and model, and by session when `by_session`.
+    pub async fn usage_report(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        by_session: bool,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        forward!(self, s => s.usage_report(org_id, from_ms, to_ms, by_session).await)
     }
 }
 

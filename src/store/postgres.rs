@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::memory::{now_ms, Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::store::{
     FactChange, Neighbour, OutboxCounts, OutboxEntry, OutboxRow, SessionStats, TurnPayload,
+    UsageRow,
 };
 use crate::usage::UsageEvent;
 
@@ -772,6 +773,41 @@ impl PostgresStore {
         Ok(counts)
     }
 
+    pub async fn usage_report(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        by_session: bool,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let session = if by_session { "memory_id" } else { "NULL" };
+        let rows = sqlx::query(&format!(
+            "SELECT to_char(to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, purpose, model, {session}::text AS memory_id,
+                    COUNT(*) AS calls,
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens
+             FROM usage WHERE org_id = $1 AND created_at >= $2 AND created_at < $3
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        ))
+        .bind(org_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UsageRow {
+                day: r.get("day"),
+                kind: r.get("purpose"),
+                model: r.get("model"),
+                memory_id: r.get("memory_id"),
+                calls: r.get("calls"),
+                prompt_tokens: r.get("prompt_tokens"),
+                completion_tokens: r.get("completion_tokens"),
+            })
+            .collect())
+    }
+
     // ---- usage ----
 
     pub async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
@@ -780,10 +816,11 @@ impl PostgresStore {
         }
         let now = now_ms();
         let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO usage (org_id, purpose, model, prompt_tokens, completion_tokens, created_at) ",
+            "INSERT INTO usage (org_id, memory_id, purpose, model, prompt_tokens, completion_tokens, created_at) ",
         );
         insert.push_values(events, |mut row, e| {
             row.push_bind(&e.org)
+                .push_bind(&e.memory_id)
                 .push_bind(e.purpose.as_str())
                 .push_bind(&e.model)
                 .push_bind(e.prompt_tokens)

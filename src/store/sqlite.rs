@@ -15,7 +15,7 @@ use crate::memory::{now_ms, vector, Fact, FactHistoryEvent, Session, SessionConf
 use crate::store::vector_cache::{SessionVectors, VectorCache};
 use crate::store::{
     FactChange, Neighbour, OutboxCounts, OutboxEntry, OutboxRow, SessionStats, StoredVector,
-    TurnPayload,
+    TurnPayload, UsageRow,
 };
 use crate::usage::UsageEvent;
 
@@ -797,6 +797,41 @@ impl SqliteStore {
         Ok(counts)
     }
 
+    pub async fn usage_report(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        by_session: bool,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let session = if by_session { "memory_id" } else { "NULL" };
+        let rows = sqlx::query(&format!(
+            "SELECT date(created_at / 1000, 'unixepoch') AS day, purpose, model, CAST({session} AS TEXT) AS memory_id,
+                    COUNT(*) AS calls,
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens
+             FROM usage WHERE org_id = ? AND created_at >= ? AND created_at < ?
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        ))
+        .bind(org_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UsageRow {
+                day: r.get("day"),
+                kind: r.get("purpose"),
+                model: r.get("model"),
+                memory_id: r.get("memory_id"),
+                calls: r.get("calls"),
+                prompt_tokens: r.get("prompt_tokens"),
+                completion_tokens: r.get("completion_tokens"),
+            })
+            .collect())
+    }
+
     // ---- usage ----
 
     pub async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
@@ -804,10 +839,11 @@ impl SqliteStore {
         let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
         for e in events {
             sqlx::query(
-                "INSERT INTO usage (org_id, purpose, model, prompt_tokens, completion_tokens, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO usage (org_id, memory_id, purpose, model, prompt_tokens, completion_tokens, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&e.org)
+            .bind(&e.memory_id)
             .bind(e.purpose.as_str())
             .bind(&e.model)
             .bind(e.prompt_tokens)

@@ -1,0 +1,101 @@
+//! Platform spend: the tokens of memgate's own embedding and extraction calls, which go to the
+//! gateway under the service-account key and are billed to the platform, reported for the
+//! caller's org by day, kind and model.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::query::QueryParams;
+use super::views::ErrorBody;
+use super::Caller;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::memory::now_ms;
+use crate::store::UsageRow;
+use crate::timestamp::{date, parse_date};
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_DAYS: i64 = 366;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// First day, `YYYY-MM-DD` (UTC); 30 days before `to` when absent.
+    from: Option<String>,
+    /// Last day, included; today when absent.
+    to: Option<String>,
+    /// `session` to break the report down by memory session too.
+    by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageReport {
+    pub org: String,
+    pub from: String,
+    pub to: String,
+    pub rows: Vec<UsageRow>,
+    pub total_calls: i64,
+    pub total_prompt_tokens: i64,
+    pub total_completion_tokens: i64,
+}
+
+/// The org's platform spend by UTC day, kind of call and model (admin keys only).
+#[utoipa::path(get, path = "/memory/usage", tag = "operations", operation_id = "usage_report",
+    params(UsageQuery),
+    responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> Result<Json<UsageReport>, ApiError> {
+    caller.require_admin()?;
+    let day = |name: &str, value: &Option<String>, default: i64| match value {
+        None => Ok(default),
+        Some(v) => parse_date(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter `{name}`: `{v}` is not a YYYY-MM-DD date"),
+            )
+        }),
+    };
+    let today = now_ms().div_euclid(DAY_MS) * DAY_MS;
+    let to = day("to", &query.to, today)?;
+    let from = day("from", &query.from, to - 30 * DAY_MS)?;
+    if from > to || (to - from) / DAY_MS >= MAX_DAYS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "query parameters `from`..`to`: must be in order and span at most {MAX_DAYS} days"
+            ),
+        ));
+    }
+    let by_session = match query.by.as_deref() {
+        None => false,
+        Some("session") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter `by`: `{other}` is not `session`"),
+            ))
+        }
+    };
+    let rows = state
+        .store
+        .usage_report(&caller.0.org, from, to + DAY_MS, by_session)
+        .await?;
+    Ok(Json(UsageReport {
+        org: caller.0.org,
+        from: date(from),
+        to: date(to),
+        total_calls: rows.iter().map(|r| r.calls).sum(),
+        total_prompt_tokens: rows.iter().map(|r| r.prompt_tokens).sum(),
+        total_completion_tokens: rows.iter().map(|r| r.completion_tokens).sum(),
+        rows,
+    }))
+}
