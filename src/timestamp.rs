@@ -73,7 +73,7 @@ mod tests {
         for text in ["1970-01-01", "2000-02-29", "2026-11-25", "2100-12-31"] {
             assert_eq!(date(parse_date(text).unwrap()), text);
         }
-        assert_eq!(parse_date("2026-11-25"), Some(1_764_028_800_000));
+        assert_eq!(parse_date("2026-11-25"), Some(1_795_564_800_000));
         for bad in [
             "2026-02-29",
             "2026-13-01",
