@@ -45,6 +45,24 @@ pub struct Config {
     pub graph: GraphConfig,
     pub auth: AuthConfig,
     pub worker: WorkerConfig,
+    pub log: LogConfig,
+}
+
+/// Log output. The filter is `MEMGATE_LOG` (e.g. `info`, `memgate=debug`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the current spans (request ids).
+    Json,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -2,15 +2,165 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::store::OutboxCounts;
 use crate::usage::TokenCounters;
+
+/// Upper bounds (seconds) of the latency buckets: from the sub-millisecond pass-through to
+/// minute-long streamed answers.
+const BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 120.0,
+];
+
+/// A Prometheus histogram with fixed buckets, updated lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+/// How a proxied request ended, for the latency histogram's labels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outcome {
+    #[default]
+    Passthrough,
+    PassthroughError,
+    ChatNoMemory,
+    ChatInjected,
+    ChatEmpty,
+    ChatOff,
+    ChatDegraded,
+    ChatRejected,
+    ChatUpstreamError,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 9] = [
+        Outcome::Passthrough,
+        Outcome::PassthroughError,
+        Outcome::ChatNoMemory,
+        Outcome::ChatInjected,
+        Outcome::ChatEmpty,
+        Outcome::ChatOff,
+        Outcome::ChatDegraded,
+        Outcome::ChatRejected,
+        Outcome::ChatUpstreamError,
+    ];
+
+    /// (route, outcome) labels.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Outcome::Passthrough => ("passthrough", "ok"),
+            Outcome::PassthroughError => ("passthrough", "error"),
+            Outcome::ChatNoMemory => ("chat_completions", "no_memory"),
+            Outcome::ChatInjected => ("chat_completions", "injected"),
+            Outcome::ChatEmpty => ("chat_completions", "empty"),
+            Outcome::ChatOff => ("chat_completions", "off"),
+            Outcome::ChatDegraded => ("chat_completions", "degraded"),
+            Outcome::ChatRejected => ("chat_completions", "rejected"),
+            Outcome::ChatUpstreamError => ("chat_completions", "upstream_error"),
+        }
+    }
+}
+
+/// Latency histograms, beside the counters.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    requests: [Histogram; Outcome::ALL.len()],
+    /// Session lookup, query embedding and search of a memory request.
+    pub retrieval: Histogram,
+    ingest_ok: Histogram,
+    ingest_failed: Histogram,
+}
+
+impl Latencies {
+    pub fn request(&self, outcome: Outcome, elapsed: Duration) {
+        self.requests[outcome as usize].observe(elapsed);
+    }
+
+    pub fn ingest(&self, ok: bool, elapsed: Duration) {
+        if ok {
+            &self.ingest_ok
+        } else {
+            &self.ingest_failed
+        }
+        .observe(elapsed);
+    }
+
+    fn write(&self, out: &mut String) {
+        let name = "memgate_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from request to last byte of the answer, by route and outcome."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for outcome in Outcome::ALL {
+            let (route, label) = outcome.labels();
+            self.requests[outcome as usize].write(
+                out,
+                name,
+                &format!("route=\"{route}\",outcome=\"{label}\""),
+            );
+        }
+        let name = "memgate_retrieval_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} Retrieval time of memory requests (session lookup, query embedding, search).");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        self.retrieval.write(out, name, "");
+        let name = "memgate_ingest_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to ingest one turn (extraction, embedding, store), by outcome."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        self.ingest_ok.write(out, name, "outcome=\"ok\"");
+        self.ingest_failed.write(out, name, "outcome=\"error\"");
+    }
+}
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {
         #[derive(Debug, Default)]
         pub struct Metrics {
             $(pub $name: AtomicU64,)*
+            pub latency: Latencies,
         }
 
         impl Metrics {
@@ -29,6 +179,7 @@ counters! {
     chat_requests_total: "Chat-completion requests intercepted.",
     memory_requests_total: "Chat-completion requests that asked for memory.",
     context_injected_total: "Requests that went upstream with a context block.",
+    facts_injected_total: "Facts injected into context blocks.",
     retrieval_degraded_total: "Requests sent without context because retrieval failed or ran out of budget.",
     rejected_requests_total: "Requests refused before forwarding (bad input, auth, unknown session, size).",
     upstream_errors_total: "Intercepted requests whose upstream could not be reached or broke mid-answer.",
@@ -58,6 +209,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::new();
         self.write_counters(&mut out);
+        self.latency.write(&mut out);
         let _ = writeln!(out, "# HELP memgate_internal_tokens_total Tokens of memgate's own calls to the gateway (platform spend), by purpose and type.");
         let _ = writeln!(out, "# TYPE memgate_internal_tokens_total counter");
         for (purpose, prompt, completion) in tokens.snapshot() {
@@ -76,6 +228,15 @@ impl Metrics {
             for (state, n) in [("pending", o.pending), ("done", o.done), ("dead", o.dead)] {
                 let _ = writeln!(out, "memgate_outbox_rows{{state=\"{state}\"}} {n}");
             }
+            let _ = writeln!(out, "# HELP memgate_outbox_oldest_pending_age_seconds Age of the oldest turn waiting for ingestion (0 when none).");
+            let _ = writeln!(
+                out,
+                "# TYPE memgate_outbox_oldest_pending_age_seconds gauge"
+            );
+            let age = o.oldest_pending_ms.map_or(0.0, |t| {
+                (crate::memory::now_ms() - t).max(0) as f64 / 1000.0
+            });
+            let _ = writeln!(out, "memgate_outbox_oldest_pending_age_seconds {age}");
         }
         out
     }
@@ -89,17 +250,33 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::default();
         Metrics::inc(&m.context_injected_total);
+        m.latency
+            .request(Outcome::ChatInjected, Duration::from_micros(700));
+        m.latency
+            .request(Outcome::ChatInjected, Duration::from_millis(20));
         let text = m.render(
             Some(OutboxCounts {
                 pending: 2,
                 done: 1,
                 dead: 0,
+                oldest_pending_ms: None,
             }),
             &TokenCounters::default(),
             0,
         );
         assert!(text.contains("memgate_context_injected_total 1\n"));
         assert!(text.contains("memgate_outbox_rows{state=\"pending\"} 2\n"));
+        let series = "memgate_request_duration_seconds_bucket{route=\"chat_completions\",outcome=\"injected\"";
+        assert!(
+            text.contains(&format!("{series},le=\"0.0005\"}} 0\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{series},le=\"0.001\"}} 1\n")));
+        assert!(text.contains(&format!("{series},le=\"0.025\"}} 2\n")));
+        assert!(text.contains(&format!("{series},le=\"+Inf\"}} 2\n")));
+        assert!(text.contains(
+            "memgate_request_duration_seconds_count{route=\"chat_completions\",outcome=\"injected\"} 2\n"
+        ));
         assert!(text
             .contains("memgate_internal_tokens_total{purpose=\"extraction\",type=\"prompt\"} 0\n"));
     }

@@ -53,7 +53,13 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                 .into_iter()
                 .map(|row| {
                     let state = state.clone();
-                    let span = tracing::info_span!("ingest", outbox_id = row.id, memory_id = %row.payload.memory_id, org = %row.org_id);
+                    let span = tracing::info_span!(
+                        "ingest",
+                        outbox_id = row.id,
+                        request_id = row.payload.request_id.as_deref().unwrap_or("-"),
+                        memory_id = %row.payload.memory_id,
+                        org = %row.org_id
+                    );
                     tokio::spawn(async move { process(&state, row).await }.instrument(span))
                 })
                 .collect();
@@ -91,7 +97,12 @@ async fn purge_expired_facts(state: &AppState) {
 }
 
 async fn process(state: &AppState, row: OutboxRow) {
+    let started = std::time::Instant::now();
     let outcome = ingest(state, &row).await;
+    state
+        .metrics
+        .latency
+        .ingest(outcome.is_ok(), started.elapsed());
     let result = match outcome {
         Ok(()) => {
             Metrics::inc(&state.metrics.turns_ingested_total);
@@ -133,7 +144,10 @@ async fn ingest(state: &AppState, row: &OutboxRow) -> Result<(), String> {
         .engine
         .ingest(&session, &row.payload.messages)
         .await
-        .map(|events| tracing::debug!(?events, "turn ingested"))
+        .map(|events| {
+            let written = events.iter().filter(|e| e.event != "NONE").count();
+            tracing::info!(facts = events.len(), written, "turn ingested");
+        })
         .map_err(|e| e.to_string())
 }
 

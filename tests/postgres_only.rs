@@ -124,6 +124,7 @@ async fn concurrent_claims_never_share_a_row() {
                 &TurnPayload {
                     memory_id: "queue".into(),
                     messages: vec![],
+                    request_id: None,
                 },
             )
             .await

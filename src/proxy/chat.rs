@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::memory::{context_block, Session as MemorySession, TurnMessage};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
 use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
 use crate::proxy::tee::ResponseTee;
 use crate::proxy::upstream::{is_hop_by_hop, Upstream};
@@ -40,31 +41,74 @@ struct TurnTarget {
     user_text: String,
 }
 
+/// Response header carrying the request's id (the client's own `x-request-id` when it sent
+/// a usable one), also in every log line of the request and of its turn's ingestion.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 pub async fn handle(
     state: &AppState,
     upstream: &Upstream,
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
+    let request_id = request_id_of(session.req_header());
+    ctx.request_id = Some(request_id.clone());
+    let span = tracing::info_span!("chat", request_id = %request_id);
+    handle_request(state, upstream, session, ctx, request_id)
+        .instrument(span)
+        .await
+}
+
+async fn handle_request(
+    state: &AppState,
+    upstream: &Upstream,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    request_id: String,
+) -> Result<()> {
     Metrics::inc(&state.metrics.chat_requests_total);
     let limit = state.config.proxy.max_body_bytes;
     let Some(body) = read_body(session, limit).await? else {
         session.set_keepalive(None);
-        return reject(state, session, ApiError::payload_too_large(limit)).await;
+        return reject(
+            state,
+            session,
+            ctx,
+            &request_id,
+            ApiError::payload_too_large(limit),
+        )
+        .await;
     };
     let fields = match rewrite::probe(&body) {
         Ok(f) => f,
-        Err(e) => return reject(state, session, e).await,
+        Err(e) => return reject(state, session, ctx, &request_id, e).await,
     };
     let (outgoing, memory) = if fields.present {
         match prepare(state, session, fields, &body).await {
             Ok(prepared) => prepared,
-            Err(e) => return reject(state, session, e).await,
+            Err(e) => return reject(state, session, ctx, &request_id, e).await,
         }
     } else {
         (body, None)
     };
-    forward(state, upstream, session, ctx, outgoing, memory).await
+    ctx.outcome = match memory.as_ref().map(|m| m.status) {
+        None => Outcome::ChatNoMemory,
+        Some("injected") => Outcome::ChatInjected,
+        Some("empty") => Outcome::ChatEmpty,
+        Some("off") => Outcome::ChatOff,
+        Some(_) => Outcome::ChatDegraded,
+    };
+    forward(state, upstream, session, ctx, &request_id, outgoing, memory).await
+}
+
+/// The client's `x-request-id` when it is a short printable token, else a new one.
+fn request_id_of(request: &pingora::http::RequestHeader) -> String {
+    request
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
 }
 
 /// The whole body, or `None` when it is over `limit`.
@@ -172,6 +216,7 @@ async fn prepare(
                     chat.inject_context(&block);
                     status = "injected";
                     Metrics::inc(&state.metrics.context_injected_total);
+                    Metrics::add(&state.metrics.facts_injected_total, facts.len() as u64);
                 }
             }
             Ok(Err(e)) => {
@@ -185,6 +230,7 @@ async fn prepare(
                 Metrics::inc(&state.metrics.retrieval_degraded_total);
             }
         }
+        state.metrics.latency.retrieval.observe(started.elapsed());
     }
     let keep = user_text
         .filter(|_| store_turn)
@@ -232,6 +278,7 @@ async fn forward(
     upstream: &Upstream,
     session: &mut Session,
     ctx: &mut RequestCtx,
+    request_id: &str,
     body: Bytes,
     memory: Option<MemoryUse>,
 ) -> Result<()> {
@@ -268,9 +315,11 @@ async fn forward(
         Ok(r) => r,
         Err(e) => {
             Metrics::inc(&state.metrics.upstream_errors_total);
+            ctx.outcome = Outcome::ChatUpstreamError;
             tracing::warn!(error = %e, "upstream unreachable");
             return respond(
                 session,
+                request_id,
                 &ApiError::bad_gateway("the upstream gateway could not be reached"),
             )
             .await;
@@ -293,6 +342,7 @@ async fn forward(
     if let Some(m) = &memory {
         header.insert_header(MEMORY_STATUS_HEADER, m.status)?;
     }
+    header.insert_header(REQUEST_ID_HEADER, request_id)?;
     let keep = memory.and_then(|m| m.keep).filter(|_| status.is_success());
     let mut tee = keep.as_ref().map(|_| {
         let content_type = response
@@ -318,6 +368,7 @@ async fn forward(
                 // Headers are gone already: the client sees the cut, as it would from the
                 // gateway itself, and nothing is stored.
                 Metrics::inc(&state.metrics.upstream_errors_total);
+                ctx.outcome = Outcome::ChatUpstreamError;
                 return Err(Error::because(
                     ErrorType::ReadError,
                     "upstream answer cut mid-body",
@@ -350,21 +401,30 @@ async fn forward(
             payload: TurnPayload {
                 memory_id: keep.session.memory_id.clone(),
                 messages,
+                request_id: Some(request_id.to_string()),
             },
         });
     }
     Ok(())
 }
 
-async fn reject(state: &AppState, session: &mut Session, error: ApiError) -> Result<()> {
+async fn reject(
+    state: &AppState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    request_id: &str,
+    error: ApiError,
+) -> Result<()> {
     Metrics::inc(&state.metrics.rejected_requests_total);
-    respond(session, &error).await
+    ctx.outcome = Outcome::ChatRejected;
+    respond(session, request_id, &error).await
 }
 
-async fn respond(session: &mut Session, error: &ApiError) -> Result<()> {
+async fn respond(session: &mut Session, request_id: &str, error: &ApiError) -> Result<()> {
     let body = error.body();
-    let mut header = ResponseHeader::build(error.status, Some(2))?;
+    let mut header = ResponseHeader::build(error.status, Some(3))?;
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(REQUEST_ID_HEADER, request_id)?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     session
         .write_response_header(Box::new(header), false)

@@ -23,7 +23,7 @@ use pingora::proxy::FailToProxy;
 use pingora::ErrorSource;
 
 use crate::app::AppState;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
 use crate::store::TurnPayload;
 use upstream::Upstream;
 
@@ -47,9 +47,14 @@ pub struct PendingTurn {
     pub payload: TurnPayload,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestCtx {
     pub pending_turn: Option<PendingTurn>,
+    pub started: std::time::Instant,
+    /// Set by the chat path; pass-through requests keep the default.
+    pub outcome: Outcome,
+    /// Set by the chat path.
+    pub request_id: Option<String>,
 }
 
 pub fn is_chat_route(req: &RequestHeader) -> bool {
@@ -62,7 +67,12 @@ impl ProxyHttp for MemgateProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestCtx::default()
+        RequestCtx {
+            pending_turn: None,
+            started: std::time::Instant::now(),
+            outcome: Outcome::Passthrough,
+            request_id: None,
+        }
     }
 
     /// Default: continue. Chat completions are answered here and end the request.
@@ -133,7 +143,25 @@ impl ProxyHttp for MemgateProxy {
     }
 
     /// Default: nothing. Writes the finished turn, if any, to the outbox.
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let outcome = match (ctx.outcome, e) {
+            (Outcome::Passthrough, Some(_)) => Outcome::PassthroughError,
+            (o, _) => o,
+        };
+        let elapsed = ctx.started.elapsed();
+        self.state.metrics.latency.request(outcome, elapsed);
+        if let Some(request_id) = &ctx.request_id {
+            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            let (route, outcome) = outcome.labels();
+            tracing::info!(
+                request_id = %request_id,
+                route,
+                outcome,
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "request served"
+            );
+        }
         let Some(turn) = ctx.pending_turn.take() else {
             return;
         };

@@ -21,6 +21,9 @@ use sqlite::SqliteStore;
 pub struct TurnPayload {
     pub memory_id: String,
     pub messages: Vec<TurnMessage>,
+    /// The request the turn came from, so the ingest worker's logs name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -114,6 +117,8 @@ pub struct OutboxCounts {
     pub pending: i64,
     pub done: i64,
     pub dead: i64,
+    /// When the oldest pending turn was written (ms).
+    pub oldest_pending_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug)]

@@ -770,6 +770,10 @@ impl PostgresStore {
                 _ => {}
             }
         }
+        counts.oldest_pending_ms =
+            sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(counts)
     }
 

@@ -794,6 +794,10 @@ impl SqliteStore {
                 _ => {}
             }
         }
+        counts.oldest_pending_ms =
+            sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(counts)
     }
 
@@ -1113,6 +1117,7 @@ mod tests {
         let payload = TurnPayload {
             memory_id: "alice".into(),
             messages: vec![],
+            request_id: None,
         };
         s.enqueue_turn("k1", "acme", sess.id, &payload)
             .await
@@ -1230,6 +1235,7 @@ mod tests {
             &TurnPayload {
                 memory_id: "gone".into(),
                 messages: vec![],
+                request_id: None,
             },
         )
         .await
