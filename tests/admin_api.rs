@@ -260,3 +260,32 @@ async fn auth_roles_and_input_errors() {
     assert_eq!(status, 200);
     assert_eq!(engines["engines"][0]["name"], "mem0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_embedding_model_is_refused_at_start() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    let storage = mg.storage_url.clone();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_memgate"))
+        .arg("migrate")
+        .env("MEMGATE_STORAGE__URL", &storage)
+        .env("MEMGATE_EMBEDDINGS__DIMENSIONS", "256")
+        .env("MEMGATE_EMBEDDINGS__MODEL", "another-embedding-model")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another-embedding-model"), "{stderr}");
+    let same = std::process::Command::new(env!("CARGO_BIN_EXE_memgate"))
+        .arg("migrate")
+        .env("MEMGATE_STORAGE__URL", &storage)
+        .env("MEMGATE_EMBEDDINGS__DIMENSIONS", "256")
+        .env("MEMGATE_EMBEDDINGS__MODEL", "text-embedding-3-small")
+        .output()
+        .unwrap();
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+}

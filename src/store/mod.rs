@@ -160,13 +160,10 @@ impl Store {
         forward!(self, s => s.migrate().await)
     }
 
-    /// Refuses to start on vectors of another embedding model (Postgres fixes the column's
-    /// dimension on first start).
+    /// Refuses to start on vectors of another embedding model (Postgres also fixes the
+    /// column's dimension on first start).
     pub async fn check_embeddings(&self, model: &str, dimensions: usize) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(_) => Ok(()),
-            Store::Postgres(s) => s.check_embeddings(model, dimensions).await,
-        }
+        forward!(self, s => s.check_embeddings(model, dimensions).await)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

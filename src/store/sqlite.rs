@@ -65,6 +65,46 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Records the embedding model on first start and refuses to run against vectors of
+    /// another one afterwards: distances between them mean nothing.
+    pub async fn check_embeddings(&self, model: &str, dimensions: usize) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
+        let stored: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, value FROM memgate_meta WHERE key IN ('embedding_dimensions', 'embedding_model')",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let get = |k: &str| {
+            stored
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        match (get("embedding_dimensions"), get("embedding_model")) {
+            (None, _) => {
+                sqlx::query(
+                    "INSERT INTO memgate_meta (key, value) VALUES ('embedding_dimensions', ?), ('embedding_model', ?)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(dimensions.to_string())
+                .bind(model)
+                .execute(&mut *tx)
+                .await?;
+            }
+            (Some(d), Some(m)) if d == dimensions.to_string() && m == model => {}
+            (Some(d), m) => {
+                return Err(StoreError::EmbeddingsChanged(format!(
+                    "the store holds {d}-dimensional embeddings of `{}`, but the config asks for {dimensions} of `{model}`; \
+                     vectors of two models cannot be compared. Keep embeddings.model and embeddings.dimensions, \
+                     or start on a new database file (stored facts would have to be re-embedded)",
+                    m.unwrap_or_default()
+                )))
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
