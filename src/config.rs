@@ -127,6 +127,11 @@ pub struct StorageConfig {
     pub url: String,
     pub migrate_on_start: bool,
     pub max_connections: u32,
+    /// Postgres: sessions with at least this many facts are searched through the HNSW index
+    /// (iterative scan); smaller ones exactly, by their rows (benches/pgvector has the figures).
+    pub hnsw_min_facts: i64,
+    /// Postgres: `hnsw.ef_search` for those searches (recall against latency).
+    pub hnsw_ef_search: u32,
 }
 
 impl Default for StorageConfig {
@@ -135,6 +140,8 @@ impl Default for StorageConfig {
             url: "sqlite://data/memgate.db".into(),
             migrate_on_start: true,
             max_connections: 8,
+            hnsw_min_facts: 5_000,
+            hnsw_ef_search: 200,
         }
     }
 }

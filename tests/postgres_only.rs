@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
+use memgate::config::StorageConfig;
 use memgate::memory::SessionConfig;
 use memgate::store::{Store, TurnPayload};
 use serde_json::json;
@@ -104,10 +105,17 @@ async fn two_replicas_ingest_a_burst_exactly_once() {
     pool.close().await;
 }
 
+fn storage(url: &str) -> StorageConfig {
+    StorageConfig {
+        url: url.to_string(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_never_share_a_row() {
     let db = TestDatabase::create().await;
-    let store = Store::connect(&db.url, 8).await.unwrap();
+    let store = Store::connect(&storage(&db.url)).await.unwrap();
     store.migrate().await.unwrap();
     store.check_embeddings("m", 4).await.unwrap();
     let session = store
@@ -131,7 +139,7 @@ async fn concurrent_claims_never_share_a_row() {
             .unwrap();
     }
     // Two "replicas" (separate pools) claim in small batches at the same time.
-    let other = Store::connect(&db.url, 8).await.unwrap();
+    let other = Store::connect(&storage(&db.url)).await.unwrap();
     let claim_all = |s: Store| async move {
         let mut mine = Vec::new();
         loop {
@@ -209,4 +217,109 @@ async fn embedding_dimension_is_fixed_on_first_start() {
         stderr.contains("256-dimensional") && stderr.contains("384"),
         "{stderr}"
     );
+}
+
+/// A deterministic unit vector per index, spread over the 16 dimensions.
+fn unit_vector(i: usize) -> Vec<f32> {
+    let raw: Vec<f32> = (0..16)
+        .map(|d| {
+            (((i * 31 + d * 17) % 97) as f32 / 97.0) - 0.5 + if d == i % 16 { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+    raw.into_iter().map(|x| x / norm).collect()
+}
+
+async fn hnsw_scans(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(idx_scan), 0)::bigint FROM pg_stat_user_indexes
+         WHERE indexrelname = 'facts_embedding_hnsw'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_sessions_are_searched_through_hnsw_small_ones_exactly() {
+    use memgate::store::FactChange;
+    let db = TestDatabase::create().await;
+    let store = Store::connect(&StorageConfig {
+        hnsw_min_facts: 200,
+        ..storage(&db.url)
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    store.check_embeddings("m", 16).await.unwrap();
+    let small = store
+        .create_session("acme", "small", "mem0", &SessionConfig::default())
+        .await
+        .unwrap();
+    store
+        .create_session("acme", "large", "mem0", &SessionConfig::default())
+        .await
+        .unwrap();
+    let stale_large = store.find_session("acme", "large").await.unwrap().unwrap();
+    let add = |range: std::ops::Range<usize>| -> Vec<FactChange> {
+        range
+            .map(|i| FactChange::Add {
+                text: format!("fact {i}"),
+                embedding: unit_vector(i),
+            })
+            .collect()
+    };
+    store
+        .apply_fact_changes(&small, &add(0..50), "ingest")
+        .await
+        .unwrap();
+    store
+        .apply_fact_changes(&stale_large, &add(1000..1400), "ingest")
+        .await
+        .unwrap();
+    let small = store.find_session("acme", "small").await.unwrap().unwrap();
+    let large = store.find_session("acme", "large").await.unwrap().unwrap();
+    assert_eq!((small.stored_facts, large.stored_facts), (50, 400));
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let before = hnsw_scans(&pool).await;
+    let exact = store
+        .nearest(&small, &unit_vector(7), 5, None)
+        .await
+        .unwrap();
+    assert_eq!(exact[0].text, "fact 7");
+    assert!(exact[0].similarity > 0.999);
+    assert!(exact.iter().all(|n| n.text.parse::<String>().is_ok()));
+    assert!(exact.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+
+    let found = store
+        .nearest(&large, &unit_vector(1234), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 10);
+    assert_eq!(found[0].text, "fact 1234");
+    assert!(found.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+    assert!(
+        found.iter().all(|n| n.text.starts_with("fact 1")),
+        "only the large session: {found:?}"
+    );
+
+    // The small session's search did not touch the HNSW index; the large one's did. Closing
+    // the store ends its backends, which flushes their index statistics.
+    store.close().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let scans = hnsw_scans(&pool).await - before;
+        if scans >= 1 {
+            assert_eq!(scans, 1, "the small session was searched through HNSW too");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the HNSW index was not used");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pool.close().await;
 }

@@ -25,6 +25,10 @@ pub struct Session {
     pub memory_id: String,
     pub engine: String,
     pub config: SessionConfig,
+    /// Facts stored when the session was read, where the store keeps the count (Postgres,
+    /// which picks its search strategy by it); 0 on the embedded store.
+    #[serde(skip)]
+    pub stored_facts: i64,
     #[serde(serialize_with = "crate::timestamp::serialize_ms")]
     pub created_at: i64,
     #[serde(serialize_with = "crate::timestamp::serialize_ms")]

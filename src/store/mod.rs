@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::StorageConfig;
 use crate::error::StoreError;
 use crate::memory::{Fact, FactHistoryEvent, Session, SessionConfig, TurnMessage};
 use crate::usage::UsageEvent;
@@ -137,14 +138,12 @@ macro_rules! forward {
 }
 
 impl Store {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        if is_postgres_url(url) {
-            Ok(Self::Postgres(
-                PostgresStore::connect(url, max_connections).await?,
-            ))
+    pub async fn connect(config: &StorageConfig) -> Result<Self, StoreError> {
+        if is_postgres_url(&config.url) {
+            Ok(Self::Postgres(PostgresStore::connect(config).await?))
         } else {
             Ok(Self::Sqlite(
-                SqliteStore::connect(url, max_connections).await?,
+                SqliteStore::connect(&config.url, config.max_connections).await?,
             ))
         }
     }
@@ -164,6 +163,11 @@ impl Store {
     /// column's dimension on first start).
     pub async fn check_embeddings(&self, model: &str, dimensions: usize) -> Result<(), StoreError> {
         forward!(self, s => s.check_embeddings(model, dimensions).await)
+    }
+
+    /// Closes the connections, after the queries under way.
+    pub async fn close(&self) {
+        forward!(self, s => s.close().await)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
+use crate::config::StorageConfig;
 use crate::error::StoreError;
 use crate::memory::{now_ms, Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::store::{
@@ -21,22 +22,29 @@ use crate::usage::UsageEvent;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-const SESSION_COLUMNS: &str = "id, org_id, memory_id, engine, config, created_at, updated_at";
+const SESSION_COLUMNS: &str =
+    "id, org_id, memory_id, engine, config, fact_count, created_at, updated_at";
 
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    hnsw_min_facts: i64,
+    hnsw_ef_search: u32,
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+    pub async fn connect(config: &StorageConfig) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(&config.url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(config.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hnsw_min_facts: config.hnsw_min_facts,
+            hnsw_ef_search: config.hnsw_ef_search.clamp(1, 1000),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -80,7 +88,7 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            (Some(d), m) if d == dimensions.to_string() && m.as_deref().is_none_or(|m| m == model) => {}
+            (Some(d), Some(m)) if d == dimensions.to_string() && m == model => {}
             (Some(d), m) => {
                 return Err(StoreError::EmbeddingsChanged(format!(
                     "the store holds {d}-dimensional embeddings of `{}`, but the config asks for {dimensions} of `{model}`; \
@@ -90,8 +98,19 @@ impl PostgresStore {
                 )))
             }
         }
+        // An HNSW index needs the typed column; on an empty table it is built at once.
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS facts_embedding_hnsw ON facts
+             USING hnsw (embedding vector_cosine_ops)",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -174,7 +193,7 @@ impl PostgresStore {
         offset: i64,
     ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError> {
         let rows = sqlx::query(
-            "SELECT s.id, s.org_id, s.memory_id, s.engine, s.config, s.created_at, s.updated_at,
+            "SELECT s.id, s.org_id, s.memory_id, s.engine, s.config, s.fact_count, s.created_at, s.updated_at,
                     (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id) AS fact_count,
                     (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'pending') AS pending_turns,
                     (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'dead') AS dead_turns
@@ -276,8 +295,11 @@ impl PostgresStore {
     // ---- facts ----
 
     /// The session's `k` facts nearest to `query` (cosine similarity, best first), among
-    /// those written since `fresh_since`: the session's rows by the btree on (org_id,
-    /// session_id), then exact distances.
+    /// those written since `fresh_since`. A session below `storage.hnsw_min_facts` is
+    /// searched exactly (its rows by the btree, then distances), a larger one through the
+    /// HNSW index with an iterative scan, which keeps going until `k` rows of the session
+    /// are found. benches/pgvector measured the crossover: at 1k facts exact is 2.2 ms
+    /// against 5-10 ms for HNSW, at 10k 25 ms against 11 ms (recall 0.97), at 100k 518 ms.
     pub async fn nearest(
         &self,
         session: &Session,
@@ -285,20 +307,63 @@ impl PostgresStore {
         k: usize,
         fresh_since: Option<i64>,
     ) -> Result<Vec<Neighbour>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, text, (1 - (embedding <=> $1))::real AS similarity
-             FROM facts
-             WHERE org_id = $2 AND session_id = $3 AND updated_at >= $4
-             ORDER BY embedding <=> $1
-             LIMIT $5",
-        )
-        .bind(Vector::from(query.to_vec()))
-        .bind(&session.org_id)
-        .bind(session.id)
-        .bind(fresh_since.unwrap_or(i64::MIN))
-        .bind(k as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let vector = Vector::from(query.to_vec());
+        let since = fresh_since.unwrap_or(i64::MIN);
+        let rows = if session.stored_facts < self.hnsw_min_facts {
+            // MATERIALIZED keeps the planner from walking the HNSW index for a small session,
+            // where most of what it visits belongs to other sessions.
+            sqlx::query(
+                "WITH own AS MATERIALIZED (
+                     SELECT id, text, embedding FROM facts
+                     WHERE org_id = $2 AND session_id = $3 AND updated_at >= $4)
+                 SELECT id, text, (1 - (embedding <=> $1))::real AS similarity
+                 FROM own ORDER BY embedding <=> $1 LIMIT $5",
+            )
+            .bind(vector)
+            .bind(&session.org_id)
+            .bind(session.id)
+            .bind(since)
+            .bind(k as i64)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            let mut tx = self.pool.begin().await?;
+            // Seq scan off too: on a small table the planner would rather read it whole.
+            sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!(
+                "SET LOCAL hnsw.ef_search = {}",
+                self.hnsw_ef_search
+            ))
+            .execute(&mut *tx)
+            .await?;
+            // The filter is written so that no btree can serve it (`|| ''`, `+ 0`): the
+            // planner underestimates large sessions and would scan their rows (or a bitmap of
+            // them) instead of walking the graph.
+            // Relaxed order may return neighbours slightly out of order; the outer query
+            // sorts them.
+            let rows = sqlx::query(
+                "SELECT id, text, similarity FROM (
+                     SELECT id, text, (1 - (embedding <=> $1))::real AS similarity
+                     FROM facts
+                     WHERE org_id || '' = $2 AND session_id + 0 = $3 AND updated_at + 0 >= $4
+                     ORDER BY embedding <=> $1 LIMIT $5) nearest
+                 ORDER BY similarity DESC",
+            )
+            .bind(vector)
+            .bind(&session.org_id)
+            .bind(session.id)
+            .bind(since)
+            .bind(k as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
+        };
         Ok(rows
             .iter()
             .map(|r| Neighbour {
@@ -380,8 +445,9 @@ impl PostgresStore {
     }
 
     /// As [`crate::store::sqlite::SqliteStore::apply_fact_changes`]. The session row is
-    /// share-locked for the transaction, so a concurrent delete waits for it, then takes
-    /// these facts with it.
+    /// locked first (FOR NO KEY UPDATE), which orders the writers of one session (its fact
+    /// count is rewritten at the end; two share locks upgraded at once would deadlock) and
+    /// makes a concurrent delete wait, then take these facts with it.
     pub async fn apply_fact_changes(
         &self,
         session: &Session,
@@ -394,7 +460,7 @@ impl PostgresStore {
         let alive: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM sessions
              WHERE id = $1 AND org_id = $2 AND memory_id = $3 AND created_at = $4
-             FOR SHARE",
+             FOR NO KEY UPDATE",
         )
         .bind(session_id)
         .bind(org_id)
@@ -505,6 +571,7 @@ impl PostgresStore {
         if let Some(cap) = session.config.max_facts {
             trim_to_cap(&mut tx, org_id, session_id, cap, now).await?;
         }
+        recount(&mut tx, org_id, session_id).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -513,6 +580,16 @@ impl PostgresStore {
         let (org_id, session_id) = (session.org_id.as_str(), session.id);
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
+        let alive: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE id = $1 AND org_id = $2 FOR NO KEY UPDATE",
+        )
+        .bind(session_id)
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if alive.is_none() {
+            return Ok(0);
+        }
         let mut removed = 0;
         if let Some(since) = session.config.fresh_since(now) {
             let expired = sqlx::query(
@@ -543,6 +620,9 @@ impl PostgresStore {
         }
         if let Some(cap) = session.config.max_facts {
             removed += trim_to_cap(&mut tx, org_id, session_id, cap, now).await?;
+        }
+        if removed > 0 {
+            recount(&mut tx, org_id, session_id).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -846,6 +926,7 @@ fn session_from_row(r: &PgRow) -> Result<Session, StoreError> {
         memory_id: r.get("memory_id"),
         engine: r.get("engine"),
         config: config.0,
+        stored_facts: r.get("fact_count"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     })
@@ -883,6 +964,24 @@ async fn insert_history(
     .bind(new_text)
     .bind(reason)
     .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Keeps `sessions.fact_count` true, inside the writing transaction.
+async fn recount(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    session_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sessions SET fact_count =
+             (SELECT COUNT(*) FROM facts WHERE org_id = $1 AND session_id = $2)
+         WHERE id = $2 AND org_id = $1",
+    )
+    .bind(org_id)
+    .bind(session_id)
     .execute(&mut **tx)
     .await?;
     Ok(())

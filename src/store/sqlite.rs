@@ -105,6 +105,10 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -145,6 +149,7 @@ impl SqliteStore {
             memory_id: memory_id.into(),
             engine: engine.into(),
             config: config.clone(),
+            stored_facts: 0,
             created_at: now,
             updated_at: now,
         })
@@ -922,6 +927,7 @@ fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Session, StoreError> 
         engine: r.get("engine"),
         config: serde_json::from_str(&config)
             .map_err(|e| StoreError::Corrupt(format!("session config: {e}")))?,
+        stored_facts: 0,
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     })
