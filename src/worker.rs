@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::app::AppState;
+use crate::error::{MemoryError, StoreError};
 use crate::memory::now_ms;
 use crate::metrics::Metrics;
 use crate::store::OutboxRow;
@@ -148,7 +149,14 @@ async fn ingest(state: &AppState, row: &OutboxRow) -> Result<(), String> {
             let written = events.iter().filter(|e| e.event != "NONE").count();
             tracing::info!(facts = events.len(), written, "turn ingested");
         })
-        .map_err(|e| e.to_string())
+        .or_else(|e| match e {
+            // Deleted while its turn was being ingested: the turn went with it.
+            MemoryError::Store(StoreError::SessionGone(_)) => {
+                tracing::info!("session deleted during ingestion; turn dropped");
+                Ok(())
+            }
+            other => Err(other.to_string()),
+        })
 }
 
 /// `base * 2^(attempt-1)`, capped, with ±20% jitter so replicas do not retry in lockstep.
