@@ -38,7 +38,7 @@ impl AppState {
     /// writer is returned to be spawned on the runtime that will own it.
     pub async fn init(config: Config) -> Result<(Arc<Self>, UsageWriter), StartError> {
         let auth = Authenticator::from_config(&config.auth, &config.upstream)?;
-        let store = Store::connect(&config.storage).await?;
+        let store = Store::connect(&config.storage, config.embeddings.dimensions).await?;
         if config.storage.migrate_on_start {
             store.migrate().await?;
         }

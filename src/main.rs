@@ -70,7 +70,8 @@ fn migrate(config: Config) -> Result<(), memgate::app::StartError> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| memgate::app::StartError::Client(e.to_string()))?;
     runtime.block_on(async {
-        let store = memgate::store::Store::connect(&config.storage).await?;
+        let store =
+            memgate::store::Store::connect(&config.storage, config.embeddings.dimensions).await?;
         store.migrate().await?;
         store
             .check_embeddings(&config.embeddings.model, config.embeddings.dimensions)

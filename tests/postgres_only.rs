@@ -115,7 +115,7 @@ fn storage(url: &str) -> StorageConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_never_share_a_row() {
     let db = TestDatabase::create().await;
-    let store = Store::connect(&storage(&db.url)).await.unwrap();
+    let store = Store::connect(&storage(&db.url), 4).await.unwrap();
     store.migrate().await.unwrap();
     store.check_embeddings("m", 4).await.unwrap();
     let session = store
@@ -139,7 +139,7 @@ async fn concurrent_claims_never_share_a_row() {
             .unwrap();
     }
     // Two "replicas" (separate pools) claim in small batches at the same time.
-    let other = Store::connect(&storage(&db.url)).await.unwrap();
+    let other = Store::connect(&storage(&db.url), 4).await.unwrap();
     let claim_all = |s: Store| async move {
         let mut mine = Vec::new();
         loop {
@@ -248,10 +248,13 @@ async fn hnsw_scans(pool: &sqlx::PgPool) -> i64 {
 async fn large_sessions_are_searched_through_hnsw_small_ones_exactly() {
     use memgate::store::FactChange;
     let db = TestDatabase::create().await;
-    let store = Store::connect(&StorageConfig {
-        hnsw_min_facts: 200,
-        ..storage(&db.url)
-    })
+    let store = Store::connect(
+        &StorageConfig {
+            hnsw_min_facts: 200,
+            ..storage(&db.url)
+        },
+        16,
+    )
     .await
     .unwrap();
     store.migrate().await.unwrap();

@@ -138,9 +138,12 @@ macro_rules! forward {
 }
 
 impl Store {
-    pub async fn connect(config: &StorageConfig) -> Result<Self, StoreError> {
+    /// `dimensions` is the embedding dimension, which sizes the Postgres search strategy.
+    pub async fn connect(config: &StorageConfig, dimensions: usize) -> Result<Self, StoreError> {
         if is_postgres_url(&config.url) {
-            Ok(Self::Postgres(PostgresStore::connect(config).await?))
+            Ok(Self::Postgres(
+                PostgresStore::connect(config, dimensions).await?,
+            ))
         } else {
             Ok(Self::Sqlite(
                 SqliteStore::connect(&config.url, config.max_connections).await?,
