@@ -46,6 +46,42 @@ pub struct Config {
     pub auth: AuthConfig,
     pub worker: WorkerConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Trace export over OTLP/HTTP. Off while `otlp_endpoint` is empty.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Collector base URL, e.g. `http://otel-collector:4318`; spans go to `/v1/traces` under
+    /// it (a URL already ending in `/v1/traces` is used as it is).
+    pub otlp_endpoint: String,
+    pub otlp_protocol: OtlpProtocol,
+    /// Sent with every export, e.g. a vendor's API key.
+    pub otlp_headers: BTreeMap<String, Secret>,
+    pub service_name: String,
+    /// Share of new traces recorded. A client's `traceparent` decision is always followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
+            otlp_headers: BTreeMap::new(),
+            service_name: "memgate".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "http/json")]
+    HttpJson,
 }
 
 /// Log output. The filter is `MEMGATE_LOG` (e.g. `info`, `memgate=debug`).
@@ -452,6 +488,21 @@ impl Config {
                 "must be between 1 and 16000".into(),
             ));
         }
+        let telemetry = &self.telemetry;
+        if !telemetry.otlp_endpoint.is_empty() && !telemetry.otlp_endpoint.starts_with("http://") {
+            // The exporter's HTTP client is built without TLS; a local collector or agent
+            // forwards to a remote backend over TLS.
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http:// URL (a collector or agent reachable without TLS)".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&telemetry.sample_ratio) {
+            return Err(invalid(
+                "telemetry.sample_ratio",
+                "must be between 0 and 1".into(),
+            ));
+        }
         for (i, key) in self.auth.keys.iter().enumerate() {
             key.validate()
                 .map_err(|reason| invalid(&format!("auth.keys[{i}]"), reason))?;
@@ -684,5 +735,45 @@ mod tests {
             ..StorageConfig::default()
         };
         assert_eq!(fixed.hnsw_threshold(384), 500);
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_checked_when_on() {
+        let c = Config::load_with_env(None, &[]).unwrap();
+        assert!(c.telemetry.otlp_endpoint.is_empty());
+        let c = Config::load_with_env(
+            None,
+            &env(&[
+                ("MEMGATE_TELEMETRY__OTLP_ENDPOINT", "http://collector:4318"),
+                ("MEMGATE_TELEMETRY__OTLP_PROTOCOL", "http/json"),
+                (
+                    "MEMGATE_TELEMETRY__OTLP_HEADERS",
+                    "{ authorization = \"Bearer t\" }",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.telemetry.otlp_protocol, OtlpProtocol::HttpJson);
+        assert_eq!(
+            c.telemetry.otlp_headers["authorization"].expose(),
+            "Bearer t"
+        );
+        assert!(!format!("{c:?}").contains("Bearer t"));
+        for (var, value, path) in [
+            (
+                "MEMGATE_TELEMETRY__OTLP_ENDPOINT",
+                "https://vendor",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "MEMGATE_TELEMETRY__SAMPLE_RATIO",
+                "1.5",
+                "telemetry.sample_ratio",
+            ),
+            ("MEMGATE_TELEMETRY__OTLP_PROTOCOL", "grpc", "telemetry"),
+        ] {
+            let err = Config::load_with_env(None, &env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(path), "{var}: {err}");
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod timestamp;
 pub mod usage;
 pub mod worker;

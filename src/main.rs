@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use memgate::config::{Config, LogFormat};
+use memgate::config::Config;
 
 /// memgate: long-term memory for an OpenAI-compatible LLM gateway.
 #[derive(Parser)]
@@ -34,7 +34,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(config.log.format);
+    if let Err(e) = memgate::telemetry::init(&config.log, &config.telemetry) {
+        eprintln!("memgate: {e}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => memgate::server::run(config),
         Command::Migrate => migrate(config),
@@ -49,20 +52,6 @@ fn main() -> ExitCode {
             eprintln!("memgate: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MEMGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .init(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
+use pingora::server::RunArgs;
 
 use crate::app::{AppState, StartError};
 use crate::config::Config;
@@ -62,7 +63,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let mut service = http_proxy_service(&server.configuration, MemgateProxy::new(state, upstream));
     service.add_tcp(&proxy_listen);
     server.add_service(service);
-    // The background runtime must outlive the proxy; run_forever never returns.
+    // The background runtime must outlive the proxy: the process exits from here without
+    // dropping it, as Pingora's own run_forever does, once the spans are flushed.
     let _background = background;
-    server.run_forever()
+    server.run(RunArgs::default());
+    crate::telemetry::shutdown();
+    std::process::exit(0)
 }

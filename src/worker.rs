@@ -61,6 +61,7 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                         memory_id = %row.payload.memory_id,
                         org = %row.org_id
                     );
+                    crate::telemetry::continue_trace(&span, row.payload.traceparent.as_deref());
                     tokio::spawn(async move { process(&state, row).await }.instrument(span))
                 })
                 .collect();

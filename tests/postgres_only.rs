@@ -133,6 +133,7 @@ async fn concurrent_claims_never_share_a_row() {
                     memory_id: "queue".into(),
                     messages: vec![],
                     request_id: None,
+                    traceparent: None,
                 },
             )
             .await

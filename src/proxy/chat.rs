@@ -54,6 +54,12 @@ pub async fn handle(
     let request_id = request_id_of(session.req_header());
     ctx.request_id = Some(request_id.clone());
     let span = tracing::info_span!("chat", request_id = %request_id);
+    let traceparent = session
+        .req_header()
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    crate::telemetry::continue_trace(&span, traceparent);
     handle_request(state, upstream, session, ctx, request_id)
         .instrument(span)
         .await
@@ -402,6 +408,7 @@ async fn forward(
                 memory_id: keep.session.memory_id.clone(),
                 messages,
                 request_id: Some(request_id.to_string()),
+                traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
             },
         });
     }

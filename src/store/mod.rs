@@ -25,6 +25,9 @@ pub struct TurnPayload {
     /// The request the turn came from, so the ingest worker's logs name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The request span's W3C `traceparent`, so the ingestion continues its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Clone, Debug)]

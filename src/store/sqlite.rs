@@ -1164,6 +1164,7 @@ mod tests {
             memory_id: "alice".into(),
             messages: vec![],
             request_id: None,
+            traceparent: None,
         };
         s.enqueue_turn("k1", "acme", sess.id, &payload)
             .await
@@ -1282,6 +1283,7 @@ mod tests {
                 memory_id: "gone".into(),
                 messages: vec![],
                 request_id: None,
+                traceparent: None,
             },
         )
         .await
