@@ -16,7 +16,11 @@ CONNECTIONS="${2:-8}"
 THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memgate-target}"
 
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk" >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk >/dev/null
+fi
 cargo build --release --locked --bin memgate --example mock_gateway >&2
 BIN="$CARGO_TARGET_DIR/release"
 
