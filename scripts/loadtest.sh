@@ -75,6 +75,9 @@ for i in $(seq 1 50); do
     -d "{\"memory_id\":\"user-load\",\"messages\":[{\"role\":\"user\",\"content\":\"Project number $i is called Atlas$i and runs in region R$i.\"}]}" >/dev/null
 done
 
+rss_kib() { awk "/^$1:/ {print \$2}" "/proc/$MG_PID/status"; }
+RSS_IDLE=$(rss_kib VmRSS)
+
 PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
@@ -116,6 +119,7 @@ row direct direct
 row passthrough direct
 row memory direct
 echo "memory run: context injected $injected times, degraded $degraded times"
+echo "memgate resident memory: $((RSS_IDLE / 1024)) MiB idle with the session loaded, $(( $(rss_kib VmRSS) / 1024 )) MiB after the runs, peak $(( $(rss_kib VmHWM) / 1024 )) MiB"
 for r in models_direct models_proxied direct passthrough memory; do
   errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$r.txt" || true)
   [ -n "$errors" ] && echo "$r: $errors"
