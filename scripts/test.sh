@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+bash scripts/install-litellm.sh
 bash scripts/install-postgres.sh
 
 cargo fmt --all -- --check
