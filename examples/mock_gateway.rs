@@ -7,7 +7,8 @@
 //!   statements), its memory-update calls get `{"memory": [...]}`; any other request gets
 //!   `Echo: <last user message>`, as JSON or as an SSE stream.
 //!   Test controls (request headers): `x-mock-status: 500` answers that status,
-//!   `x-mock-cut-stream: 1` aborts the answer mid-body, `x-mock-delay-ms: N` waits first.
+//!   `x-mock-cut-stream: 1` aborts the answer mid-body, `x-mock-delay-ms: N` waits first,
+//!   `x-mock-chunk-delay-ms: N` spaces the events of a streamed answer by N ms.
 //! - `GET /key/info` as LiteLLM answers it, for the keys registered with `set_key_info`
 //!   (401 for any other key).
 //! - `GET /v1/models`; `GET /__mock/requests` lists what was received, `DELETE` clears it.
@@ -432,7 +433,9 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
     });
     if request["stream"] == true {
         let include_usage = request["stream_options"]["include_usage"] == true;
-        return stream_reply(&id, &model, &reply, include_usage.then_some(usage), cut);
+        let spacing = header_number(headers, "x-mock-chunk-delay-ms").map(Duration::from_millis);
+        let usage = include_usage.then_some(usage);
+        return stream_reply(&id, &model, &reply, usage, cut, spacing);
     }
     let body = json!({
         "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
@@ -447,7 +450,14 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
 
-fn stream_reply(id: &str, model: &str, reply: &str, usage: Option<Value>, cut: bool) -> Response {
+fn stream_reply(
+    id: &str,
+    model: &str,
+    reply: &str,
+    usage: Option<Value>,
+    cut: bool,
+    spacing: Option<Duration>,
+) -> Response {
     let chunk = |delta: Value, finish: Value| {
         let event = json!({
             "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
@@ -472,11 +482,13 @@ fn stream_reply(id: &str, model: &str, reply: &str, usage: Option<Value>, cut: b
         events.push(format!("data: {event}\n\n").into_bytes());
     }
     events.push(b"data: [DONE]\n\n".to_vec());
-    let stream = futures_util::stream::iter(
-        events
-            .into_iter()
-            .map(|e| Ok::<Bytes, std::io::Error>(Bytes::from(e))),
-    );
+    use futures_util::StreamExt;
+    let stream = futures_util::stream::iter(events).then(move |event| async move {
+        if let Some(spacing) = spacing {
+            tokio::time::sleep(spacing).await;
+        }
+        Ok::<Bytes, std::io::Error>(Bytes::from(event))
+    });
     (
         StatusCode::OK,
         [

@@ -82,16 +82,18 @@ def secret_values(secret):
     return values
 
 
-def server_shutdown_budget():
-    """Seconds Pingora may take after SIGTERM, from the constants src/server.rs passes it."""
-    text = (ROOT / "src" / "server.rs").read_text()
-    found = {
-        name: re.search(rf"const {name}: u64 = (\d+);", text)
-        for name in ("GRACE_PERIOD_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS")
-    }
-    if not all(found.values()):
-        return None
-    return sum(int(m.group(1)) for m in found.values())
+def default_shutdown_grace():
+    """proxy.shutdown_grace_seconds when memgate.toml does not set it (src/config.rs)."""
+    text = (ROOT / "src" / "config.rs").read_text()
+    found = re.search(r"shutdown_grace_seconds: (\d+),", text)
+    return int(found.group(1)) if found else None
+
+
+def runtime_shutdown_timeout():
+    """Seconds Pingora's runtimes get once the grace period is over (src/server.rs)."""
+    found = re.search(r"const SHUTDOWN_TIMEOUT_SECONDS: u64 = (\d+);",
+                      (ROOT / "src" / "server.rs").read_text())
+    return int(found.group(1)) if found else None
 
 
 class Rendered:
@@ -234,12 +236,15 @@ def check_workload(c, rendered, workload, args):
         c.check("@sha256:" in image or (tag and tag != "latest"),
                 "the image has a fixed tag (not latest)", image)
 
-        budget = server_shutdown_budget()
-        if c.check(budget is not None, "src/server.rs names GRACE_PERIOD_SECONDS and SHUTDOWN_TIMEOUT_SECONDS"):
+        grace_setting = config.get("proxy", {}).get("shutdown_grace_seconds", default_shutdown_grace())
+        timeout = runtime_shutdown_timeout()
+        if c.check(grace_setting is not None and timeout is not None,
+                   "proxy.shutdown_grace_seconds and src/server.rs's SHUTDOWN_TIMEOUT_SECONDS are known"):
+            budget = int(grace_setting) + timeout
             pre_stop = ((mg.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
             grace = pod.get("terminationGracePeriodSeconds", 30)
             c.check(grace > pre_stop + budget,
-                    "terminationGracePeriodSeconds exceeds preStop sleep + Pingora's shutdown budget",
+                    "terminationGracePeriodSeconds exceeds preStop sleep + memgate's shutdown budget",
                     f"{grace} vs {pre_stop} + {budget}")
 
         # Storage: the embedded store is one process's file, on a volume that outlives the

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::llm::LlmClient;
 use crate::memory::facts::FactsEngine;
 use crate::metrics::Metrics;
+use crate::shutdown::Drain;
 use crate::store::Store;
 use crate::usage::{UsageSink, UsageWriter};
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub usage: UsageSink,
     /// Wakes the ingest worker as soon as a turn is in the outbox.
     pub outbox_ready: Notify,
+    /// What a SIGTERM waits for: requests in flight and outbox rows being ingested.
+    pub drain: Drain,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 usage,
                 outbox_ready: Notify::new(),
+                drain: Drain::default(),
             }),
             usage_writer,
         ))

@@ -110,6 +110,9 @@ pub struct ProxyConfig {
     pub max_body_bytes: usize,
     /// Worker threads of the proxy listener; 0 means one per core.
     pub threads: usize,
+    /// After SIGTERM, how long requests in flight may take to finish; memgate exits as soon
+    /// as none is left. The longest answer stream you expect, plus its outbox write.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for ProxyConfig {
@@ -118,6 +121,7 @@ impl Default for ProxyConfig {
             listen: "0.0.0.0:8080".into(),
             max_body_bytes: 32 * 1024 * 1024,
             threads: 0,
+            shutdown_grace_seconds: 30,
         }
     }
 }

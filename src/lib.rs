@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod secret;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod timestamp;

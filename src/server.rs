@@ -11,10 +11,10 @@ use crate::app::{AppState, StartError};
 use crate::config::Config;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::MemgateProxy;
+use crate::shutdown::DrainOnTerm;
 
-/// Seconds in-flight requests get to finish after SIGTERM.
-const GRACE_PERIOD_SECONDS: u64 = 5;
-const SHUTDOWN_TIMEOUT_SECONDS: u64 = 25;
+/// After the grace period, how long Pingora's runtimes get to stop before they are dropped.
+const SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 
 pub fn run(config: Config) -> Result<(), StartError> {
     let background = tokio::runtime::Builder::new_multi_thread()
@@ -54,19 +54,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
     let conf = ServerConf {
         threads,
-        grace_period_seconds: Some(GRACE_PERIOD_SECONDS),
+        grace_period_seconds: Some(state.config.proxy.shutdown_grace_seconds),
         graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECONDS),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let drain = state.drain.clone();
     let mut service = http_proxy_service(&server.configuration, MemgateProxy::new(state, upstream));
     service.add_tcp(&proxy_listen);
     server.add_service(service);
     // The background runtime must outlive the proxy: the process exits from here without
     // dropping it, as Pingora's own run_forever does, once the spans are flushed.
     let _background = background;
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnTerm { drain }),
+    });
     crate::telemetry::shutdown();
     std::process::exit(0)
 }

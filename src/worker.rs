@@ -39,6 +39,11 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                 last_retention = std::time::Instant::now();
                 purge_expired_facts(&state).await;
             }
+            let Some(ingesting) = state.drain.ingestion() else {
+                // Drained and about to exit: rows due later are the next process's.
+                tokio::time::sleep(idle).await;
+                continue;
+            };
             let claimed = match state.store.claim_outbox(batch, LEASE).await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -47,6 +52,8 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                 }
             };
             if claimed.is_empty() {
+                state.drain.outbox_empty();
+                drop(ingesting);
                 let _ = tokio::time::timeout(idle, state.outbox_ready.notified()).await;
                 continue;
             }
@@ -70,6 +77,7 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                     tracing::error!(error = %e, "ingest task panicked");
                 }
             }
+            drop(ingesting);
         }
     })
 }

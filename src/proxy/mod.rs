@@ -24,6 +24,7 @@ use pingora::ErrorSource;
 
 use crate::app::AppState;
 use crate::metrics::{Metrics, Outcome};
+use crate::shutdown::InFlightGuard;
 use crate::store::TurnPayload;
 use upstream::Upstream;
 
@@ -55,6 +56,8 @@ pub struct RequestCtx {
     pub outcome: Outcome,
     /// Set by the chat path.
     pub request_id: Option<String>,
+    /// Counts the request until the context is dropped, after the outbox write.
+    _in_flight: InFlightGuard,
 }
 
 pub fn is_chat_route(req: &RequestHeader) -> bool {
@@ -72,6 +75,7 @@ impl ProxyHttp for MemgateProxy {
             started: std::time::Instant::now(),
             outcome: Outcome::Passthrough,
             request_id: None,
+            _in_flight: self.state.drain.request(),
         }
     }
 
