@@ -55,6 +55,10 @@ impl Drain {
         }
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     fn begin(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }

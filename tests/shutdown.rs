@@ -44,6 +44,20 @@ async fn sigterm_lets_the_stream_in_flight_finish_then_exits() {
 
     mg.terminate();
     let signalled = Instant::now();
+    let readiness = loop {
+        let status = mg
+            .http
+            .get(format!("{}/readyz", mg.admin))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16());
+        if status != Some(200) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(readiness, Some(503), "not ready while draining");
     let proxy_addr = mg.proxy.trim_start_matches("http://").to_string();
     loop {
         if tokio::net::TcpStream::connect(&proxy_addr).await.is_err() {

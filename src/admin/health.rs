@@ -16,10 +16,17 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers: without it no memory request can be served in full.
+/// Ready when the store answers: without it no memory request can be served in full. Not
+/// ready once a SIGTERM is draining the process, so load balancers stop sending to it.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200), (status = 503)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.drain.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        );
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => (
