@@ -2,7 +2,8 @@
 //! when `telemetry.otlp_endpoint` is set. A request's trace continues into the ingestion of
 //! its turn: the outbox row carries the W3C `traceparent` of the request's span, and the
 //! worker's `ingest` span takes it as its parent, so one trace shows the request and the
-//! memory it produced, even when another replica ingests it minutes later.
+//! memory it produced, even when another replica ingests it minutes later. Requests memgate
+//! sends on, upstream and internal, carry the `traceparent` of the span they belong to.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -116,6 +117,12 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
     let context = TraceContextPropagator::new().extract(&carrier);
     // An invalid traceparent yields an empty context, and the span starts its own trace.
     let _ = span.set_parent(context);
+}
+
+/// The current span's `traceparent`, for a request memgate sends on (upstream or internal),
+/// so the gateway's spans join the trace.
+pub fn current_traceparent() -> Option<http::HeaderValue> {
+    traceparent_of(&tracing::Span::current()).and_then(|v| http::HeaderValue::from_str(&v).ok())
 }
 
 /// The W3C `traceparent` of `span`, to be stored with work that outlives it.

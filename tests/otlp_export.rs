@@ -1,5 +1,6 @@
 //! OTLP trace export: a client's trace continues through memgate's request span into the
-//! ingestion of the turn, and both spans reach a collector (a local OTLP/HTTP JSON receiver).
+//! ingestion of the turn, both spans reach a collector (a local OTLP/HTTP JSON receiver), and
+//! the requests memgate sends on carry the trace.
 
 mod common;
 
@@ -176,6 +177,26 @@ async fn a_clients_trace_continues_into_the_ingestion_of_its_turn() {
     assert_eq!(ingest.parent_span_id, chat.span_id, "{ingest:?}");
     assert_eq!(ingest.attribute("request_id"), Some("req-traced-1"));
     assert_eq!(ingest.attribute("memory_id"), Some("traced"));
+
+    // What memgate sends on continues the trace: the chat from the request span, the
+    // extraction and fact embedding from the ingestion.
+    let upstream = mock.chat_requests();
+    assert_eq!(
+        upstream[0].header("traceparent"),
+        Some(format!("00-{TRACE_ID}-{}-01", chat.span_id).as_str())
+    );
+    for purpose in ["extraction", "fact_embedding"] {
+        let call = mock
+            .requests()
+            .into_iter()
+            .find(|r| r.header("x-memgate-purpose") == Some(purpose))
+            .unwrap_or_else(|| panic!("no {purpose} call"));
+        let traceparent = call.header("traceparent").unwrap_or_default();
+        assert!(
+            traceparent.starts_with(&format!("00-{TRACE_ID}-")),
+            "{purpose}: {traceparent:?}"
+        );
+    }
 
     // A request without a traceparent starts a trace of its own, also exported.
     let response = mg

@@ -164,15 +164,16 @@ impl LlmClient {
         path: &str,
         body: &Value,
     ) -> Result<T, LlmError> {
-        let response = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .headers(self.headers.clone())
             .header("x-memgate-org", scope.org)
-            .header("x-memgate-purpose", purpose.as_str())
-            .json(body)
-            .send()
-            .await?;
+            .header("x-memgate-purpose", purpose.as_str());
+        if let Some(traceparent) = crate::telemetry::current_traceparent() {
+            request = request.header("traceparent", traceparent);
+        }
+        let response = request.json(body).send().await?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if !status.is_success() {

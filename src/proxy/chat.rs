@@ -303,6 +303,10 @@ async fn forward(
         }
         headers.append(name.clone(), value.clone());
     }
+    if let Some(traceparent) = crate::telemetry::current_traceparent() {
+        // The client's own, if any, is this span's parent: the gateway continues from here.
+        headers.insert("traceparent", traceparent);
+    }
     if memory.is_some() {
         // The tee reads the answer as text.
         headers.insert(
