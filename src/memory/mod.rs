@@ -35,7 +35,7 @@ pub struct Session {
     pub updated_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Fact {
     pub id: String,
     pub text: String,
@@ -48,7 +48,7 @@ pub struct Fact {
 }
 
 /// One change to a fact, as Mem0's history reports it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct FactHistoryEvent {
     pub id: i64,
     pub fact_id: String,

@@ -77,7 +77,7 @@ pub enum FactChange {
 }
 
 /// What a session holds, for the management API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionStats {
     pub fact_count: i64,
     pub pending_turns: i64,
@@ -85,7 +85,7 @@ pub struct SessionStats {
 }
 
 /// A turn in the outbox, as the management API shows it (dead letters in particular).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OutboxEntry {
     pub id: i64,
     pub memory_id: String,
@@ -102,11 +102,12 @@ pub struct OutboxEntry {
 }
 
 /// Platform spend of one org for one day, kind of call and model (and session, when asked).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct UsageRow {
     /// UTC date, `YYYY-MM-DD`.
     pub day: String,
     /// `query_embedding`, `fact_embedding`, `extraction` or `memory_update`.
+    #[sqlx(rename = "purpose")]
     pub kind: String,
     pub model: String,
     #[serde(skip_serializing_if = "Option::is_none")]

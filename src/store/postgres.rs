@@ -9,7 +9,7 @@ use std::time::Duration;
 use pgvector::Vector;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{FromRow, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::config::StorageConfig;
 use crate::error::StoreError;
@@ -211,7 +211,7 @@ impl PostgresStore {
             .await?;
         let sessions = rows
             .iter()
-            .map(|r| Ok((session_from_row(r)?, stats_from_row(r))))
+            .map(|r| Ok((session_from_row(r)?, SessionStats::from_row(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((sessions, total))
     }
@@ -227,7 +227,7 @@ impl PostgresStore {
         .bind(session.id)
         .fetch_one(&self.pool)
         .await?;
-        Ok(stats_from_row(&row))
+        Ok(SessionStats::from_row(&row)?)
     }
 
     pub async fn update_session_config(
@@ -432,15 +432,7 @@ impl PostgresStore {
         .bind(since)
         .fetch_one(&self.pool)
         .await?;
-        let facts = rows
-            .iter()
-            .map(|r| Fact {
-                id: r.get("id"),
-                text: r.get("text"),
-                created_at: r.get("created_at"),
-                updated_at: r.get("updated_at"),
-            })
-            .collect();
+        let facts = rows.iter().map(Fact::from_row).collect::<Result<_, _>>()?;
         Ok((facts, total))
     }
 
@@ -658,16 +650,8 @@ impl PostgresStore {
         .await?;
         let events = rows
             .iter()
-            .map(|r| FactHistoryEvent {
-                id: r.get("id"),
-                fact_id: r.get("fact_id"),
-                event: r.get("event"),
-                old_text: r.get("old_text"),
-                new_text: r.get("new_text"),
-                reason: r.get("reason"),
-                created_at: r.get("created_at"),
-            })
-            .collect();
+            .map(FactHistoryEvent::from_row)
+            .collect::<Result<_, _>>()?;
         Ok((events, total))
     }
 
@@ -809,16 +793,8 @@ impl PostgresStore {
                 .await?;
         let entries = rows
             .iter()
-            .map(|r| OutboxEntry {
-                id: r.get("id"),
-                memory_id: r.get("memory_id"),
-                state: r.get("state"),
-                attempts: r.get("attempts"),
-                last_error: r.get("last_error"),
-                created_at: r.get("created_at"),
-                next_attempt_at: r.get("next_attempt_at"),
-            })
-            .collect();
+            .map(OutboxEntry::from_row)
+            .collect::<Result<_, _>>()?;
         Ok((entries, total))
     }
 
@@ -880,16 +856,8 @@ impl PostgresStore {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| UsageRow {
-                day: r.get("day"),
-                kind: r.get("purpose"),
-                model: r.get("model"),
-                memory_id: r.get("memory_id"),
-                calls: r.get("calls"),
-                prompt_tokens: r.get("prompt_tokens"),
-                completion_tokens: r.get("completion_tokens"),
-            })
-            .collect())
+            .map(UsageRow::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     // ---- usage ----
@@ -930,14 +898,6 @@ fn session_from_row(r: &PgRow) -> Result<Session, StoreError> {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     })
-}
-
-fn stats_from_row(r: &PgRow) -> SessionStats {
-    SessionStats {
-        fact_count: r.get("fact_count"),
-        pending_turns: r.get("pending_turns"),
-        dead_turns: r.get("dead_turns"),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

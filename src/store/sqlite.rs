@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{FromRow, Row, SqlitePool};
 
 use crate::error::StoreError;
 use crate::memory::query::fts_match_expression;
@@ -221,7 +221,7 @@ impl SqliteStore {
             .await?;
         let sessions = rows
             .iter()
-            .map(|r| Ok((session_from_row(r)?, stats_from_row(r))))
+            .map(|r| Ok((session_from_row(r)?, SessionStats::from_row(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((sessions, total))
     }
@@ -237,7 +237,7 @@ impl SqliteStore {
         .bind(session.id)
         .fetch_one(&self.pool)
         .await?;
-        Ok(stats_from_row(&row))
+        Ok(SessionStats::from_row(&row)?)
     }
 
     /// Replaces the session's config; `None` when the org has no such session.
@@ -427,15 +427,7 @@ impl SqliteStore {
         .bind(since)
         .fetch_one(&self.pool)
         .await?;
-        let facts = rows
-            .iter()
-            .map(|r| Fact {
-                id: r.get("id"),
-                text: r.get("text"),
-                created_at: r.get("created_at"),
-                updated_at: r.get("updated_at"),
-            })
-            .collect();
+        let facts = rows.iter().map(Fact::from_row).collect::<Result<_, _>>()?;
         Ok((facts, total))
     }
 
@@ -640,16 +632,8 @@ impl SqliteStore {
         .await?;
         let events = rows
             .iter()
-            .map(|r| FactHistoryEvent {
-                id: r.get("id"),
-                fact_id: r.get("fact_id"),
-                event: r.get("event"),
-                old_text: r.get("old_text"),
-                new_text: r.get("new_text"),
-                reason: r.get("reason"),
-                created_at: r.get("created_at"),
-            })
-            .collect();
+            .map(FactHistoryEvent::from_row)
+            .collect::<Result<_, _>>()?;
         Ok((events, total))
     }
 
@@ -796,16 +780,8 @@ impl SqliteStore {
                 .await?;
         let entries = rows
             .iter()
-            .map(|r| OutboxEntry {
-                id: r.get("id"),
-                memory_id: r.get("memory_id"),
-                state: r.get("state"),
-                attempts: r.get("attempts"),
-                last_error: r.get("last_error"),
-                created_at: r.get("created_at"),
-                next_attempt_at: r.get("next_attempt_at"),
-            })
-            .collect();
+            .map(OutboxEntry::from_row)
+            .collect::<Result<_, _>>()?;
         Ok((entries, total))
     }
 
@@ -869,16 +845,8 @@ impl SqliteStore {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| UsageRow {
-                day: r.get("day"),
-                kind: r.get("purpose"),
-                model: r.get("model"),
-                memory_id: r.get("memory_id"),
-                calls: r.get("calls"),
-                prompt_tokens: r.get("prompt_tokens"),
-                completion_tokens: r.get("completion_tokens"),
-            })
-            .collect())
+            .map(UsageRow::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     // ---- usage ----
@@ -903,14 +871,6 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-}
-
-fn stats_from_row(r: &sqlx::sqlite::SqliteRow) -> SessionStats {
-    SessionStats {
-        fact_count: r.get("fact_count"),
-        pending_turns: r.get("pending_turns"),
-        dead_turns: r.get("dead_turns"),
     }
 }
 
