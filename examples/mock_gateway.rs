@@ -353,6 +353,9 @@ fn embeddings(request: &Value) -> Response {
 enum Internal {
     Extraction,
     Update,
+    GraphExtraction,
+    Summary,
+    Answer,
 }
 
 fn internal_kind(request: &Value) -> Option<Internal> {
@@ -364,7 +367,13 @@ fn internal_kind(request: &Value) -> Option<Internal> {
         .iter()
         .find(|m| m["role"] == "system")?["content"]
         .as_str()?;
-    if system.contains("\"event\"") {
+    if system.contains("\"relationships\"") {
+        Some(Internal::GraphExtraction)
+    } else if system.contains("\"summary\"") {
+        Some(Internal::Summary)
+    } else if system.contains("\"answer\"") {
+        Some(Internal::Answer)
+    } else if system.contains("\"event\"") {
         Some(Internal::Update)
     } else if system.contains("\"facts\"") {
         Some(Internal::Extraction)
@@ -408,6 +417,13 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
             json!({"facts": extract_facts(&last_user_text(&request))}).to_string()
         }
         Some(Internal::Update) => update_decisions(&last_user_text(&request)).to_string(),
+        Some(Internal::GraphExtraction) => graph_extraction(&last_user_text(&request)).to_string(),
+        Some(Internal::Summary) => {
+            let facts = extract_facts(&last_user_text(&request));
+            let summary: String = facts.join(" ").chars().take(200).collect();
+            json!({"summary": summary}).to_string()
+        }
+        Some(Internal::Answer) => graph_answer(&last_user_text(&request)).to_string(),
         None => format!("Echo: {}", last_user_text(&request)),
     };
     let id = format!(
@@ -558,6 +574,100 @@ fn keep_statement(sentence: &str, question: bool, facts: &mut Vec<String>) {
         return;
     }
     facts.push(sentence.to_string());
+}
+
+/// Words that start a sentence without naming anything.
+const NOT_A_NAME: &[&str] = &[
+    "I", "My", "We", "Our", "The", "A", "An", "He", "She", "They", "His", "Her", "Their", "It",
+    "This", "That", "Yes", "No", "Also",
+];
+const PLACE_MARKERS: &[&str] = &["in", "to", "from", "at", "near"];
+
+/// A knowledge graph as a cognee extraction model would answer it, by rule: runs of
+/// capitalised words are entities ("Project Phoenix" is a Project, a name after "in"/"to"/…
+/// a Place, anything else a Person), and the words between the first two entities of a
+/// statement are their relationship ("Alice works with Bob" → Alice WORKS_WITH Bob).
+fn graph_extraction(conversation: &str) -> Value {
+    let mut entities: Vec<Value> = Vec::new();
+    let mut relationships = Vec::new();
+    for sentence in extract_facts(conversation) {
+        let words: Vec<&str> = sentence.split_whitespace().collect();
+        // (name, type, first word index, last word index)
+        let mut found: Vec<(String, &str, usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let clean = |w: &str| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .trim_end_matches("'s")
+                    .to_string()
+            };
+            let is_name = |w: &str, at: usize| {
+                let w = clean(w);
+                w.chars().next().is_some_and(char::is_uppercase)
+                    && !(at == 0 && NOT_A_NAME.contains(&w.as_str()))
+            };
+            if !is_name(words[i], i) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut name = vec![clean(words[i])];
+            while i + 1 < words.len()
+                && is_name(words[i + 1], i + 1)
+                && !words[i].ends_with([',', ';', ':'])
+                && !words[i].ends_with("'s")
+            {
+                i += 1;
+                name.push(clean(words[i]));
+            }
+            let name = name.join(" ");
+            let before = start.checked_sub(1).map(|b| words[b].to_lowercase());
+            let kind = if name.starts_with("Project ") {
+                "Project"
+            } else if before.is_some_and(|b| PLACE_MARKERS.contains(&b.as_str())) {
+                "Place"
+            } else {
+                "Person"
+            };
+            found.push((name, kind, start, i));
+            i += 1;
+        }
+        for (name, kind, _, _) in &found {
+            if !entities.iter().any(|e| e["name"] == name.as_str()) {
+                entities.push(json!({"name": name, "type": kind}));
+            }
+        }
+        if let [(source, _, _, end), (target, _, start, _), ..] = found.as_slice() {
+            let relation: Vec<String> = words[end + 1..*start]
+                .iter()
+                .map(|w| {
+                    w.trim_matches(|c: char| !c.is_alphanumeric())
+                        .to_lowercase()
+                })
+                .filter(|w| !w.is_empty())
+                .collect();
+            if !relation.is_empty() {
+                relationships.push(json!({
+                    "source": source, "relation": relation.join("_"), "target": target,
+                    "sentence": sentence,
+                }));
+            }
+        }
+    }
+    json!({"entities": entities, "relationships": relationships})
+}
+
+/// An answer that shows which context it was given: the context lines, in order.
+fn graph_answer(prompt: &str) -> Value {
+    let lines: Vec<&str> = prompt
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .collect();
+    if lines.is_empty() {
+        json!({"answer": "I don't know."})
+    } else {
+        json!({"answer": format!("From memory: {}.", lines.join("; "))})
+    }
 }
 
 /// Mem0-style decisions: same text → NONE, most words shared → UPDATE (or DELETE for

@@ -7,9 +7,12 @@ use tokio::sync::Notify;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::llm::LlmClient;
+use crate::memory::engine::Engines;
 use crate::memory::facts::FactsEngine;
+use crate::memory::graph::GraphEngine;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
+use crate::store::neo4j::BoltGraph;
 use crate::store::Store;
 use crate::usage::{UsageSink, UsageWriter};
 
@@ -27,7 +30,7 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub auth: Authenticator,
-    pub engine: FactsEngine,
+    pub engine: Engines,
     pub metrics: Metrics,
     pub usage: UsageSink,
     /// Wakes the ingest worker as soon as a turn is in the outbox.
@@ -50,12 +53,23 @@ impl AppState {
             .await?;
         let (usage, usage_writer) = UsageSink::new(store.clone());
         let llm = LlmClient::new(&config, usage.clone()).map_err(StartError::Client)?;
-        let engine = FactsEngine::new(
-            store.clone(),
-            llm,
-            config.extraction.clone(),
-            &config.memory,
-        );
+        let bolt = match &config.graph.url {
+            Some(url) => Some(
+                BoltGraph::new(url, &config.graph)
+                    .await
+                    .map_err(|e| StartError::Client(format!("graph: {e}")))?,
+            ),
+            None => None,
+        };
+        let engine = Engines {
+            facts: FactsEngine::new(
+                store.clone(),
+                llm.clone(),
+                config.extraction.clone(),
+                &config.memory,
+            ),
+            graph: GraphEngine::new(store.clone(), llm, bolt),
+        };
         Ok((
             Arc::new(Self {
                 config,

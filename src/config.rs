@@ -282,12 +282,32 @@ pub struct InternalConfig {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// The cognee engine's graph server. Without `url` the graph lives in the relational store
+/// (SQLite or Postgres tables), so the engine works with no server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphConfig {
+    /// `bolt://host:7687` (Neo4j 5, or any server speaking Bolt 4.x).
     pub url: Option<String>,
     pub user: Option<String>,
     pub password: Option<Secret>,
+    pub database: String,
+    /// Each graph statement's limit. On the chat path a slower graph falls back to chunks.
+    pub timeout_ms: u64,
+    pub max_connections: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            user: None,
+            password: None,
+            database: "neo4j".into(),
+            timeout_ms: 2000,
+            max_connections: 8,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -480,7 +500,28 @@ impl Config {
                 "must be between 0 and 1".into(),
             ));
         }
-        if self.memory.default_engine != crate::memory::MEM0_ENGINE {
+        if let Some(url) = &self.graph.url {
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            if !matches!(
+                scheme,
+                Some("bolt" | "bolt+s" | "bolt+ssc" | "neo4j" | "neo4j+s" | "neo4j+ssc")
+            ) {
+                return Err(invalid(
+                    "graph.url",
+                    format!("`{url}` is not a Bolt URL (bolt://host:7687 or neo4j://…)"),
+                ));
+            }
+        }
+        if self.graph.timeout_ms == 0 || self.graph.max_connections == 0 {
+            return Err(invalid(
+                "graph.timeout_ms",
+                "graph.timeout_ms and graph.max_connections must be above 0".into(),
+            ));
+        }
+        if !matches!(
+            self.memory.default_engine.as_str(),
+            crate::memory::MEM0_ENGINE | crate::memory::COGNEE_ENGINE
+        ) {
             return Err(invalid(
                 "memory.default_engine",
                 format!("unknown engine `{}`", self.memory.default_engine),

@@ -32,12 +32,36 @@ pub enum LlmError {
     Decode(String),
 }
 
+/// The graph server (Bolt) failing; the relational store's errors stay [`StoreError`].
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("graph server: {0}")]
+    Server(String),
+    #[error("graph server did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("graph server answer: {0}")]
+    Decode(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Llm(#[from] LlmError),
+    #[error(transparent)]
+    Graph(GraphError),
+}
+
+impl From<GraphError> for MemoryError {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::Store(s) => MemoryError::Store(s),
+            other => MemoryError::Graph(other),
+        }
+    }
 }
 
 /// An error as a client sees it: status, OpenAI `type` and a stable `code`.
@@ -170,6 +194,13 @@ impl From<MemoryError> for ApiError {
             MemoryError::Llm(l) => {
                 tracing::warn!(error = %l, "internal LLM call failed");
                 Self::bad_gateway(format!("internal model call failed: {l}"))
+            }
+            MemoryError::Graph(g) => {
+                tracing::warn!(error = %g, "graph server failed");
+                Self::unavailable(
+                    "graph_unavailable",
+                    format!("the graph store is unavailable: {g}"),
+                )
             }
         }
     }

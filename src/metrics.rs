@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::store::graph_items::GraphPurgeCounts;
 use crate::store::OutboxCounts;
 use crate::usage::TokenCounters;
 
@@ -190,6 +191,11 @@ counters! {
     turns_dead_lettered_total: "Turns given up on after their last attempt.",
     facts_expired_total: "Facts purged because their session's TTL ran out.",
     auth_unavailable_total: "Requests whose caller could not be resolved because key introspection failed.",
+    graph_searches_graph_total: "Cognee GRAPH_COMPLETION searches answered from the graph.",
+    graph_searches_fallback_unavailable_total: "Cognee GRAPH_COMPLETION searches answered from chunks because the graph server failed.",
+    graph_searches_fallback_no_match_total: "Cognee GRAPH_COMPLETION searches answered from chunks because the graph had nothing for the query.",
+    graph_purges_done_total: "Deletions carried out on the graph server.",
+    graph_purge_failures_total: "Failed attempts at a graph-server deletion (each is retried until it succeeds).",
 }
 
 impl Metrics {
@@ -204,6 +210,7 @@ impl Metrics {
     pub fn render(
         &self,
         outbox: Option<OutboxCounts>,
+        graph_purges: Option<GraphPurgeCounts>,
         tokens: &TokenCounters,
         usage_dropped: u64,
     ) -> String {
@@ -238,6 +245,17 @@ impl Metrics {
             });
             let _ = writeln!(out, "memgate_outbox_oldest_pending_age_seconds {age}");
         }
+        if let Some(p) = graph_purges {
+            let _ = writeln!(out, "# HELP memgate_graph_purges_pending Deletions the graph server still owes (the data is already invisible).");
+            let _ = writeln!(out, "# TYPE memgate_graph_purges_pending gauge");
+            let _ = writeln!(out, "memgate_graph_purges_pending {}", p.pending);
+            let _ = writeln!(out, "# HELP memgate_graph_purges_oldest_age_seconds Age of the oldest pending graph deletion (0 when none).");
+            let _ = writeln!(out, "# TYPE memgate_graph_purges_oldest_age_seconds gauge");
+            let age = p.oldest_ms.map_or(0.0, |t| {
+                (crate::memory::now_ms() - t).max(0) as f64 / 1000.0
+            });
+            let _ = writeln!(out, "memgate_graph_purges_oldest_age_seconds {age}");
+        }
         out
     }
 }
@@ -261,11 +279,16 @@ mod tests {
                 dead: 0,
                 oldest_pending_ms: None,
             }),
+            Some(GraphPurgeCounts {
+                pending: 3,
+                oldest_ms: None,
+            }),
             &TokenCounters::default(),
             0,
         );
         assert!(text.contains("memgate_context_injected_total 1\n"));
         assert!(text.contains("memgate_outbox_rows{state=\"pending\"} 2\n"));
+        assert!(text.contains("memgate_graph_purges_pending 3\n"));
         let series = "memgate_request_duration_seconds_bucket{route=\"chat_completions\",outcome=\"injected\"";
         assert!(
             text.contains(&format!("{series},le=\"0.0005\"}} 0\n")),

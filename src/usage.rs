@@ -15,14 +15,24 @@ pub enum Purpose {
     FactEmbedding,
     Extraction,
     MemoryUpdate,
+    /// The cognee engine: chunks, summaries, entities and relationships embedded.
+    GraphEmbedding,
+    GraphExtraction,
+    Summary,
+    /// The answer of a GRAPH_COMPLETION search.
+    GraphCompletion,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::QueryEmbedding,
         Purpose::FactEmbedding,
         Purpose::Extraction,
         Purpose::MemoryUpdate,
+        Purpose::GraphEmbedding,
+        Purpose::GraphExtraction,
+        Purpose::Summary,
+        Purpose::GraphCompletion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +41,10 @@ impl Purpose {
             Purpose::FactEmbedding => "fact_embedding",
             Purpose::Extraction => "extraction",
             Purpose::MemoryUpdate => "memory_update",
+            Purpose::GraphEmbedding => "graph_embedding",
+            Purpose::GraphExtraction => "graph_extraction",
+            Purpose::Summary => "summary",
+            Purpose::GraphCompletion => "graph_completion",
         }
     }
 }
@@ -71,8 +85,8 @@ pub struct UsageSink {
 /// Tokens of internal calls by purpose, prompt and completion, since start (for metrics).
 #[derive(Debug, Default)]
 pub struct TokenCounters {
-    prompt: [AtomicU64; 4],
-    completion: [AtomicU64; 4],
+    prompt: [AtomicU64; Purpose::ALL.len()],
+    completion: [AtomicU64; Purpose::ALL.len()],
 }
 
 impl TokenCounters {

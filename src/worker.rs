@@ -39,6 +39,7 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                 last_retention = std::time::Instant::now();
                 purge_expired_facts(&state).await;
             }
+            purge_graph(&state).await;
             let Some(ingesting) = state.drain.ingestion() else {
                 // Drained and about to exit: rows due later are the next process's.
                 tokio::time::sleep(idle).await;
@@ -80,6 +81,43 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
             drop(ingesting);
         }
     })
+}
+
+/// Carries out the deletions a graph server still owes. The data is already invisible (its
+/// rows went in the transaction that queued the purge); a purge is retried, with backoff,
+/// until the server confirms it.
+async fn purge_graph(state: &AppState) {
+    if !state.engine.graph.remote_graph() {
+        return;
+    }
+    let purges = match state.store.claim_graph_purges(16, LEASE).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot claim graph purges");
+            return;
+        }
+    };
+    for purge in purges {
+        let outcome = match state.engine.graph.purge(&purge).await {
+            Ok(()) => {
+                Metrics::inc(&state.metrics.graph_purges_done_total);
+                tracing::info!(org = %purge.org_id, scope = %purge.scope, attempts = purge.attempts, "graph purge done");
+                state.store.complete_graph_purge(purge.id).await
+            }
+            Err(e) => {
+                Metrics::inc(&state.metrics.graph_purge_failures_total);
+                tracing::warn!(error = %e, org = %purge.org_id, scope = %purge.scope, attempts = purge.attempts, "graph purge failed; will retry");
+                let retry_at = now_ms() + backoff_ms(purge.attempts, 1_000, 60_000);
+                state
+                    .store
+                    .fail_graph_purge(purge.id, &e.to_string(), retry_at)
+                    .await
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "cannot record a graph purge's outcome; its lease will expire and it will be retried");
+        }
+    }
 }
 
 /// Deletes facts past their session's TTL. They are already invisible to reads; this gives

@@ -30,10 +30,10 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<E
             },
             EngineView {
                 name: COGNEE_ENGINE.into(),
-                backends: strings(&["neo4j", "pgvector", "postgres"]),
+                backends: state.engine.graph.backends(),
                 description: "Knowledge graph of entities and relationships: long-horizon reasoning, graph queries.".into(),
                 search_types: strings(&["GRAPH_COMPLETION", "CHUNKS", "SUMMARIES"]),
-                available: false,
+                available: true,
             },
         ],
     })

@@ -15,10 +15,13 @@ use super::views::{AddResult, ErrorBody, FactDeleted, FactList, HistoryList, Sea
 use super::{Caller, JsonBody};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::memory::graph::GraphSearchType;
 use crate::memory::query::{classify, QueryKind};
-use crate::memory::{now_ms, TurnMessage};
+use crate::memory::{now_ms, Fact, TurnMessage, COGNEE_ENGINE};
 use crate::proxy::rewrite::content_text;
+use crate::store::graph_items::GraphKind;
 use crate::store::FactChange;
+use std::time::Duration;
 
 const MAX_SEARCH_LIMIT: usize = 100;
 
@@ -81,13 +84,17 @@ pub struct SearchFacts {
     /// Results wanted, 1..=100; the session's `top_k` when absent.
     #[serde(default)]
     limit: Option<usize>,
-    /// `FACTS`, the mem0 engine's one search type.
+    /// mem0 sessions: `FACTS` (the default). cognee sessions: `GRAPH_COMPLETION` (the
+    /// default), `CHUNKS` or `SUMMARIES`.
     #[serde(default)]
     search_type: Option<String>,
 }
 
-/// Searches a session: questions by meaning, keyword-like queries by meaning fused with
-/// full-text ranking.
+/// Searches a session. mem0: questions by meaning, keyword-like queries by meaning fused
+/// with full-text ranking. cognee: GRAPH_COMPLETION walks the knowledge graph from the
+/// entities and relationships nearest to the query and answers over the triplets found
+/// (from chunks when the graph cannot answer; `answered_by` and `fallback` say so); CHUNKS
+/// and SUMMARIES return the turns' nearest chunks or summaries.
 #[utoipa::path(post, path = "/memory/session/search", operation_id = "search_memory", tag = "facts", request_body = SearchFacts,
     responses((status = 200, body = SearchResult), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -98,17 +105,30 @@ pub async fn search(
     JsonBody(body): JsonBody<SearchFacts>,
 ) -> Result<Json<SearchResult>, ApiError> {
     let session = owned_session(&state, &caller, &body.memory_id).await?;
-    if let Some(t) = body.search_type.as_deref() {
-        if !t.eq_ignore_ascii_case("FACTS") {
-            return Err(ApiError::unprocessable(
+    let graph_type = if session.engine == COGNEE_ENGINE {
+        let requested = body.search_type.as_deref().unwrap_or("GRAPH_COMPLETION");
+        Some(GraphSearchType::parse(requested).ok_or_else(|| {
+            ApiError::unprocessable(
                 "unsupported_search_type",
                 format!(
-                    "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
-                    session.engine
+                    "field `search_type`: `{requested}` is not supported by the cognee engine (GRAPH_COMPLETION, CHUNKS, SUMMARIES)"
                 ),
-            ));
+            )
+        })?)
+    } else {
+        if let Some(t) = body.search_type.as_deref() {
+            if !t.eq_ignore_ascii_case("FACTS") {
+                return Err(ApiError::unprocessable(
+                    "unsupported_search_type",
+                    format!(
+                        "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
+                        session.engine
+                    ),
+                ));
+            }
         }
-    }
+        None
+    };
     let limit = body
         .limit
         .or(session.config.top_k)
@@ -119,17 +139,54 @@ pub async fn search(
             format!("field `limit`: must be between 1 and {MAX_SEARCH_LIMIT}"),
         ));
     }
-    let results = state.engine.search(&session, &body.query, limit).await?;
     let query_kind = match classify(&body.query) {
         QueryKind::Question => "question",
         QueryKind::Keywords => "keywords",
     };
+    let Some(search_type) = graph_type else {
+        let results = state
+            .engine
+            .facts
+            .search(&session, &body.query, limit)
+            .await?;
+        return Ok(Json(SearchResult {
+            memory_id: session.memory_id,
+            query: body.query,
+            query_kind: query_kind.into(),
+            search_type: "FACTS".into(),
+            answered_by: "facts".into(),
+            fallback: None,
+            answer: None,
+            results,
+        }));
+    };
+    let graph = &state.engine.graph;
+    let found = graph
+        .search(
+            &session,
+            &body.query,
+            limit,
+            search_type,
+            Duration::from_millis(state.config.graph.timeout_ms),
+        )
+        .await?;
+    let mut answer = None;
+    if search_type == GraphSearchType::GraphCompletion {
+        state.metrics.graph_search(found.fallback);
+        let context: Vec<String> = found.results.iter().map(|r| r.text.clone()).collect();
+        if !context.is_empty() {
+            answer = Some(graph.answer(&session, &body.query, &context).await?);
+        }
+    }
     Ok(Json(SearchResult {
         memory_id: session.memory_id,
         query: body.query,
         query_kind: query_kind.into(),
-        search_type: "FACTS".into(),
-        results,
+        search_type: search_type.as_str().into(),
+        answered_by: found.answered_by.as_str().into(),
+        fallback: found.fallback.map(|f| f.as_str().to_string()),
+        answer,
+        results: found.results,
     }))
 }
 
@@ -146,11 +203,29 @@ pub async fn list(
 ) -> Result<Json<FactList>, ApiError> {
     let (limit, offset) = page.resolve()?;
     let session = owned_session(&state, &caller, &memory_id).await?;
-    let fresh_since = session.config.fresh_since(now_ms());
-    let (facts, total) = state
-        .store
-        .list_facts(&session, fresh_since, limit, offset)
-        .await?;
+    let (facts, total) = if session.engine == COGNEE_ENGINE {
+        // A cognee session's facts are its graph's relationships.
+        let (edges, total) = state
+            .store
+            .list_graph_items(&session, GraphKind::Edge, limit, offset)
+            .await?;
+        let facts = edges
+            .into_iter()
+            .map(|e| Fact {
+                id: e.id,
+                text: e.text,
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+            })
+            .collect();
+        (facts, total)
+    } else {
+        let fresh_since = session.config.fresh_since(now_ms());
+        state
+            .store
+            .list_facts(&session, fresh_since, limit, offset)
+            .await?
+    };
     Ok(Json(FactList {
         memory_id: session.memory_id,
         facts,
@@ -172,17 +247,27 @@ pub async fn delete(
 ) -> Result<Json<FactDeleted>, ApiError> {
     caller.require_admin()?;
     let session = owned_session(&state, &caller, &memory_id).await?;
-    let deleted = state
-        .store
-        .apply_fact_changes(
-            &session,
-            &[FactChange::Delete {
-                fact_id: fact_id.clone(),
-            }],
-            "api",
-        )
-        .await?;
-    if deleted.is_empty() {
+    let deleted = if session.engine == COGNEE_ENGINE {
+        // The relationship's rows go now; the graph server's copy is purged by the worker.
+        state
+            .engine
+            .graph
+            .delete_relationship(&session, &fact_id)
+            .await?
+    } else {
+        !state
+            .store
+            .apply_fact_changes(
+                &session,
+                &[FactChange::Delete {
+                    fact_id: fact_id.clone(),
+                }],
+                "api",
+            )
+            .await?
+            .is_empty()
+    };
+    if !deleted {
         return Err(ApiError::resource_not_found(
             "fact_not_found",
             format!("fact `{fact_id}` not found in memory session `{memory_id}`"),

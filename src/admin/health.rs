@@ -41,10 +41,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let outbox = state.store.outbox_counts().await.ok();
+    let graph_purges = state.store.graph_purge_counts().await.ok();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .metrics
-            .render(outbox, state.usage.tokens(), state.usage.dropped()),
+        state.metrics.render(
+            outbox,
+            graph_purges,
+            state.usage.tokens(),
+            state.usage.dropped(),
+        ),
     )
 }

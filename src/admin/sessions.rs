@@ -23,7 +23,7 @@ use crate::store::SessionStats;
 pub struct CreateSession {
     /// Becomes the session's `memory_id`: `[A-Za-z0-9._:@-]{1,128}`, unique in the org.
     session_name: String,
-    /// `mem0` (see GET /memory/engines).
+    /// `mem0` or `cognee` (see GET /memory/engines).
     engine_name: String,
     #[serde(default)]
     #[schema(value_type = Option<SessionConfig>)]
@@ -55,6 +55,7 @@ pub async fn create(
         Some(v) => SessionConfig::from_request(v)?,
         None => SessionConfig::default(),
     };
+    config.check_engine(&body.engine_name)?;
     let session = state
         .store
         .create_session(
@@ -72,11 +73,7 @@ pub async fn create(
 
 fn check_engine(name: &str) -> Result<(), ApiError> {
     match name {
-        MEM0_ENGINE => Ok(()),
-        COGNEE_ENGINE => Err(ApiError::unprocessable(
-            "engine_unavailable",
-            "field `engine_name`: the cognee engine is not available in this build",
-        )),
+        MEM0_ENGINE | COGNEE_ENGINE => Ok(()),
         other => Err(ApiError::unprocessable(
             "unknown_engine",
             format!("field `engine_name`: unknown engine `{other}` (see GET /memory/engines)"),
@@ -178,6 +175,7 @@ pub async fn patch(
         Some(patch) => session.config.merged(patch)?,
         None => session.config.clone(),
     };
+    config.check_engine(&session.engine)?;
     let updated = state
         .store
         .update_session_config(&caller.0.org, &memory_id, &config)
@@ -205,7 +203,7 @@ pub async fn delete(
     }
     let facts_deleted = state
         .store
-        .delete_session(&caller.0.org, &memory_id)
+        .delete_session(&caller.0.org, &memory_id, state.engine.graph.remote_graph())
         .await?
         .ok_or_else(|| ApiError::session_not_found(&memory_id))?;
     tracing::info!(%memory_id, org = %caller.0.org, facts_deleted, "memory session deleted");

@@ -96,7 +96,18 @@ pub struct SearchResult {
     pub query: String,
     /// `question` (searched by meaning) or `keywords` (meaning fused with full-text).
     pub query_kind: String,
+    /// `FACTS` (mem0), or `GRAPH_COMPLETION`, `CHUNKS`, `SUMMARIES` (cognee).
     pub search_type: String,
+    /// Which path produced `results`: `facts`, `graph`, `chunks` or `summaries`.
+    pub answered_by: String,
+    /// Why GRAPH_COMPLETION was answered from chunks: `graph_unavailable` (the graph server
+    /// failed) or `no_graph_match` (nothing in the graph near the query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// GRAPH_COMPLETION only: the model's answer over `results`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// Best first. GRAPH_COMPLETION results carry their `triplet`.
     pub results: Vec<ScoredFact>,
 }
 

@@ -36,3 +36,34 @@ pub fn update_user(existing: &[(String, String)], new_facts: &[String]) -> Strin
     })
     .to_string()
 }
+
+/// The cognee engine's extraction. Contract: `{"entities": [{"name", "type"}],
+/// "relationships": [{"source", "relation", "target", "sentence"}]}`, where `source` and
+/// `target` name entities of the list and `sentence` is the text the relationship came from.
+pub const GRAPH_EXTRACTION_SYSTEM: &str = r#"You build a knowledge graph from a conversation, for a long-term memory.
+List the entities the user talks about (people, places, organizations, projects, products, events, concepts), each with a short name and a type such as Person, Place, Organization, Project.
+List the relationships between those entities that the conversation states, each with the source entity's name, a short relation in snake_case (for example works_with, lives_in, leads), the target entity's name, and the sentence of the conversation it comes from.
+Skip greetings, questions, and anything only the assistant said.
+Answer with a JSON object of the form {"entities": [{"name": "...", "type": "..."}], "relationships": [{"source": "...", "relation": "...", "target": "...", "sentence": "..."}]}."#;
+
+/// The cognee engine's turn summary. Contract: `{"summary": "…"}`.
+pub const SUMMARY_SYSTEM: &str = r#"You summarise a conversation for a long-term memory, in one to three sentences that keep names, places, dates and decisions.
+Answer with a JSON object of the form {"summary": "..."}."#;
+
+/// An answer over graph context (the search API's GRAPH_COMPLETION). Contract:
+/// `{"answer": "…"}`.
+pub const GRAPH_ANSWER_SYSTEM: &str = r#"You answer a question using only the context given, which comes from a knowledge graph (one relationship or passage per line).
+If the context does not contain the answer, say that you don't know.
+Answer with a JSON object of the form {"answer": "..."}."#;
+
+pub fn graph_answer_user(context: &[String], question: &str) -> String {
+    let mut prompt = String::from("Context:\n");
+    for line in context {
+        prompt.push_str("- ");
+        prompt.push_str(&line.replace('\n', " "));
+        prompt.push('\n');
+    }
+    prompt.push_str("\nQuestion: ");
+    prompt.push_str(question);
+    prompt
+}

@@ -146,6 +146,7 @@ impl FactsEngine {
                     id: n.fact_id,
                     text: n.text,
                     score: n.similarity,
+                    triplet: None,
                 })
                 .collect());
         }
@@ -176,6 +177,7 @@ impl FactsEngine {
                     text: texts.remove(&id).unwrap_or_default(),
                     id,
                     score,
+                    triplet: None,
                 })
                 .collect(),
         )

@@ -1,8 +1,12 @@
 //! The memory domain: sessions, facts, turns, and what the engines share.
 
+pub mod chunking;
 pub mod context_block;
 pub mod declarative;
+pub mod engine;
 pub mod facts;
+pub mod graph;
+pub mod graph_extraction;
 pub mod query;
 pub mod session_config;
 pub mod vector;
@@ -68,6 +72,9 @@ pub struct ScoredFact {
     pub id: String,
     pub text: String,
     pub score: f32,
+    /// The relationship, for a cognee session's GRAPH_COMPLETION results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triplet: Option<graph::Triplet>,
 }
 
 /// One message of a conversation as the engines see it: role and plain text.

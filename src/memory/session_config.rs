@@ -107,6 +107,26 @@ impl SessionConfig {
         Ok(())
     }
 
+    /// Refuses settings the session's engine does not implement: the cognee engine keeps a
+    /// graph, whose relationships have no TTL or cap.
+    pub fn check_engine(&self, engine: &str) -> Result<(), ApiError> {
+        if engine != crate::memory::COGNEE_ENGINE {
+            return Ok(());
+        }
+        for (name, set) in [
+            ("fact_ttl_seconds", self.fact_ttl_seconds.is_some()),
+            ("max_facts", self.max_facts.is_some()),
+        ] {
+            if set {
+                return Err(ApiError::unprocessable(
+                    "unsupported_setting",
+                    format!("field `config.{name}`: not supported by the cognee engine"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The oldest `updated_at` (ms) a fact may have and still count, when a TTL is set.
     pub fn fresh_since(&self, now_ms: i64) -> Option<i64> {
         self.fact_ttl_seconds

@@ -210,7 +210,9 @@ async fn prepare(
     if let (true, Some(query)) = (config.retrieval, &user_text) {
         let remaining = budget.saturating_sub(started.elapsed());
         let top_k = config.top_k.unwrap_or(state.config.memory.top_k);
-        let search = state.engine.search(&memory_session, query, top_k);
+        let search = state
+            .engine
+            .context(&memory_session, query, top_k, remaining, &state.metrics);
         match tokio::time::timeout(remaining, search).await {
             Ok(Ok(facts)) => {
                 let block = context_block::render(

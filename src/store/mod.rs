@@ -2,8 +2,12 @@
 //! pgvector (production, shared by replicas), chosen by the scheme of `storage.url`. Both
 //! offer the same operations; [`Store`] forwards each to the one configured.
 
+pub mod graph_items;
+pub mod neo4j;
 pub mod postgres;
+mod postgres_graph;
 pub mod sqlite;
+mod sqlite_graph;
 pub mod vector_cache;
 
 use std::time::Duration;
@@ -106,7 +110,8 @@ pub struct OutboxEntry {
 pub struct UsageRow {
     /// UTC date, `YYYY-MM-DD`.
     pub day: String,
-    /// `query_embedding`, `fact_embedding`, `extraction` or `memory_update`.
+    /// `query_embedding`, `fact_embedding`, `extraction`, `memory_update`, `graph_embedding`,
+    /// `graph_extraction`, `summary` or `graph_completion`.
     #[sqlx(rename = "purpose")]
     pub kind: String,
     pub model: String,
@@ -233,14 +238,17 @@ impl Store {
         forward!(self, s => s.update_session_config(org_id, memory_id, config).await)
     }
 
-    /// Deletes the session with its facts, history and pending turns in one transaction;
-    /// returns how many facts went, or `None` when the org has no such session.
+    /// Deletes the session with its facts, graph items, history and pending turns in one
+    /// transaction; returns how many facts (or graph edges) went, or `None` when the org has
+    /// no such session. With `purge_graph`, a cognee session's data on the graph server is
+    /// queued for deletion in the same transaction.
     pub async fn delete_session(
         &self,
         org_id: &str,
         memory_id: &str,
+        purge_graph: bool,
     ) -> Result<Option<i64>, StoreError> {
-        forward!(self, s => s.delete_session(org_id, memory_id).await)
+        forward!(self, s => s.delete_session(org_id, memory_id, purge_graph).await)
     }
 
     /// Every session that has a fact TTL, for the periodic purge.

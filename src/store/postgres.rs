@@ -27,7 +27,7 @@ const SESSION_COLUMNS: &str =
 
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     hnsw_min_facts: i64,
     hnsw_ef_search: u32,
 }
@@ -194,7 +194,8 @@ impl PostgresStore {
     ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, s.org_id, s.memory_id, s.engine, s.config, s.fact_count, s.created_at, s.updated_at,
-                    (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id) AS fact_count,
+                    (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id)
+                      + (SELECT COUNT(*) FROM graph_items g WHERE g.org_id = s.org_id AND g.session_id = s.id AND g.kind = 'edge') AS fact_count,
                     (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'pending') AS pending_turns,
                     (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'dead') AS dead_turns
              FROM sessions s WHERE s.org_id = $1
@@ -219,7 +220,8 @@ impl PostgresStore {
     pub async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
         let row = sqlx::query(
             "SELECT
-                (SELECT COUNT(*) FROM facts WHERE org_id = $1 AND session_id = $2) AS fact_count,
+                (SELECT COUNT(*) FROM facts WHERE org_id = $1 AND session_id = $2)
+                  + (SELECT COUNT(*) FROM graph_items WHERE org_id = $1 AND session_id = $2 AND kind = 'edge') AS fact_count,
                 (SELECT COUNT(*) FROM outbox WHERE org_id = $1 AND session_id = $2 AND state = 'pending') AS pending_turns,
                 (SELECT COUNT(*) FROM outbox WHERE org_id = $1 AND session_id = $2 AND state = 'dead') AS dead_turns",
         )
@@ -254,10 +256,11 @@ impl PostgresStore {
         &self,
         org_id: &str,
         memory_id: &str,
+        purge_graph: bool,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(session_id): Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE org_id = $1 AND memory_id = $2 FOR UPDATE",
+        let Some((session_id, created_at, engine)): Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, created_at, engine FROM sessions WHERE org_id = $1 AND memory_id = $2 FOR UPDATE",
         )
         .bind(org_id)
         .bind(memory_id)
@@ -266,18 +269,24 @@ impl PostgresStore {
         else {
             return Ok(None);
         };
-        let facts: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM facts WHERE org_id = $1 AND session_id = $2")
-                .bind(org_id)
-                .bind(session_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        // Facts, history and outbox rows go by ON DELETE CASCADE.
+        let facts: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM facts WHERE org_id = $1 AND session_id = $2)
+                  + (SELECT COUNT(*) FROM graph_items WHERE org_id = $1 AND session_id = $2 AND kind = 'edge')",
+        )
+        .bind(org_id)
+        .bind(session_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Facts, graph items, history and outbox rows go by ON DELETE CASCADE.
         sqlx::query("DELETE FROM sessions WHERE id = $1 AND org_id = $2")
             .bind(session_id)
             .bind(org_id)
             .execute(&mut *tx)
             .await?;
+        if purge_graph && engine == crate::memory::COGNEE_ENGINE {
+            let scope = super::graph_items::graph_scope(session_id, created_at);
+            super::postgres_graph::insert_purge(&mut tx, org_id, &scope, None, None).await?;
+        }
         tx.commit().await?;
         Ok(Some(facts))
     }

@@ -22,13 +22,13 @@ use crate::usage::UsageEvent;
 /// Write transactions take the write lock up front. A deferred one that reads first would
 /// fail with SQLITE_BUSY_SNAPSHOT (which no busy timeout retries) whenever another connection
 /// commits between its read and its first write.
-const WRITE_TRANSACTION: &str = "BEGIN IMMEDIATE";
+pub(super) const WRITE_TRANSACTION: &str = "BEGIN IMMEDIATE";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     vectors: Arc<VectorCache>,
 }
 
@@ -204,7 +204,8 @@ impl SqliteStore {
     ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, s.org_id, s.memory_id, s.engine, s.config, s.created_at, s.updated_at,
-                    (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id) AS fact_count,
+                    (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id)
+                      + (SELECT COUNT(*) FROM graph_items g WHERE g.org_id = s.org_id AND g.session_id = s.id AND g.kind = 'edge') AS fact_count,
                     (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'pending') AS pending_turns,
                     (SELECT COUNT(*) FROM outbox o WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'dead') AS dead_turns
              FROM sessions s WHERE s.org_id = ?
@@ -229,7 +230,8 @@ impl SqliteStore {
     pub async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
         let row = sqlx::query(
             "SELECT
-                (SELECT COUNT(*) FROM facts WHERE org_id = ?1 AND session_id = ?2) AS fact_count,
+                (SELECT COUNT(*) FROM facts WHERE org_id = ?1 AND session_id = ?2)
+                  + (SELECT COUNT(*) FROM graph_items WHERE org_id = ?1 AND session_id = ?2 AND kind = 'edge') AS fact_count,
                 (SELECT COUNT(*) FROM outbox WHERE org_id = ?1 AND session_id = ?2 AND state = 'pending') AS pending_turns,
                 (SELECT COUNT(*) FROM outbox WHERE org_id = ?1 AND session_id = ?2 AND state = 'dead') AS dead_turns",
         )
@@ -267,34 +269,42 @@ impl SqliteStore {
         &self,
         org_id: &str,
         memory_id: &str,
+        purge_graph: bool,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
-        let Some(session_id): Option<i64> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE org_id = ? AND memory_id = ?")
-                .bind(org_id)
-                .bind(memory_id)
-                .fetch_optional(&mut *tx)
-                .await?
+        let Some((session_id, created_at, engine)): Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, created_at, engine FROM sessions WHERE org_id = ? AND memory_id = ?",
+        )
+        .bind(org_id)
+        .bind(memory_id)
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(None);
         };
-        let facts: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM facts WHERE org_id = ? AND session_id = ?")
-                .bind(org_id)
-                .bind(session_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let facts: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM facts WHERE org_id = ?1 AND session_id = ?2)
+                  + (SELECT COUNT(*) FROM graph_items WHERE org_id = ?1 AND session_id = ?2 AND kind = 'edge')",
+        )
+        .bind(org_id)
+        .bind(session_id)
+        .fetch_one(&mut *tx)
+        .await?;
         // The FTS table has no foreign key to cascade through.
         sqlx::query("DELETE FROM facts_fts WHERE session_id = ?")
             .bind(session_id)
             .execute(&mut *tx)
             .await?;
-        // Facts, history and outbox rows go by ON DELETE CASCADE.
+        // Facts, graph items, history and outbox rows go by ON DELETE CASCADE.
         sqlx::query("DELETE FROM sessions WHERE id = ? AND org_id = ?")
             .bind(session_id)
             .bind(org_id)
             .execute(&mut *tx)
             .await?;
+        if purge_graph && engine == crate::memory::COGNEE_ENGINE {
+            let scope = super::graph_items::graph_scope(session_id, created_at);
+            super::sqlite_graph::insert_purge(&mut tx, org_id, &scope, None, None).await?;
+        }
         tx.commit().await?;
         self.vectors.invalidate(session_id);
         Ok(Some(facts))
@@ -1248,9 +1258,15 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(s.delete_session("globex", "gone").await.unwrap(), None);
-        assert_eq!(s.delete_session("acme", "gone").await.unwrap(), Some(1));
-        assert_eq!(s.delete_session("acme", "gone").await.unwrap(), None);
+        assert_eq!(
+            s.delete_session("globex", "gone", false).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.delete_session("acme", "gone", false).await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(s.delete_session("acme", "gone", false).await.unwrap(), None);
         for table in ["facts", "facts_fts", "fact_history", "outbox"] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&s.pool)
