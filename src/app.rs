@@ -6,6 +6,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::journal::TurnJournal;
 use crate::llm::LlmClient;
 use crate::memory::engine::Engines;
 use crate::memory::facts::FactsEngine;
@@ -24,6 +25,8 @@ pub enum StartError {
     Store(#[from] crate::error::StoreError),
     #[error("internal client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 pub struct AppState {
@@ -37,6 +40,8 @@ pub struct AppState {
     pub outbox_ready: Notify,
     /// What a SIGTERM waits for: requests in flight and outbox rows being ingested.
     pub drain: Drain,
+    /// Finished turns the store could not take, until it can.
+    pub journal: TurnJournal,
 }
 
 impl AppState {
@@ -51,6 +56,18 @@ impl AppState {
         store
             .check_embeddings(&config.embeddings.model, config.embeddings.dimensions)
             .await?;
+        let freed = store.release_stale_leases().await?;
+        if freed > 0 {
+            tracing::warn!(
+                turns = freed,
+                "turns claimed by a process that did not finish them are queued again"
+            );
+        }
+        let journal =
+            TurnJournal::open(&config.worker.journal_path, config.worker.journal_max_bytes)?;
+        if journal.pending() > 0 {
+            tracing::warn!(turns = journal.pending(), path = %config.worker.journal_path.display(), "turns waiting in the journal from an earlier run; replaying them");
+        }
         let (usage, usage_writer) = UsageSink::new(store.clone());
         let llm = LlmClient::new(&config, usage.clone()).map_err(StartError::Client)?;
         let bolt = match &config.graph.url {
@@ -80,6 +97,7 @@ impl AppState {
                 usage,
                 outbox_ready: Notify::new(),
                 drain: Drain::default(),
+                journal,
             }),
             usage_writer,
         ))

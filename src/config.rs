@@ -409,6 +409,12 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// How often facts past their session's TTL are purged.
     pub retention_interval_ms: u64,
+    /// How long a claimed turn is the claimer's: a replica that dies mid-ingest leaves it to
+    /// the others this long after its claim. Keep it well above an ingestion's duration.
+    pub lease_ms: u64,
+    /// Where finished turns wait when the store cannot take them (see `journal.rs`).
+    pub journal_path: PathBuf,
+    pub journal_max_bytes: u64,
 }
 
 impl Default for WorkerConfig {
@@ -420,6 +426,9 @@ impl Default for WorkerConfig {
             backoff_max_ms: 300_000,
             concurrency: 2,
             retention_interval_ms: 60_000,
+            lease_ms: 300_000,
+            journal_path: PathBuf::from("data/turn-journal.jsonl"),
+            journal_max_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod journal;
 pub mod llm;
 pub mod memory;
 pub mod metrics;

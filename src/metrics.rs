@@ -185,7 +185,10 @@ counters! {
     rejected_requests_total: "Requests refused before forwarding (bad input, auth, unknown session, size).",
     upstream_errors_total: "Intercepted requests whose upstream could not be reached or broke mid-answer.",
     turns_enqueued_total: "Turns written to the outbox.",
-    turns_enqueue_failed_total: "Turns that could not be written to the outbox.",
+    turns_enqueue_failed_total: "Turns that could not be written to the outbox (each then goes to the journal).",
+    turns_journaled_total: "Turns written to the local journal because the store could not take them.",
+    turns_replayed_total: "Journaled turns written to the outbox once the store was back.",
+    turns_lost_total: "Turns neither the outbox nor the journal could take (journal full or unwritable).",
     turns_ingested_total: "Outbox turns ingested.",
     ingest_failures_total: "Failed ingestion attempts (each is retried with backoff).",
     turns_dead_lettered_total: "Turns given up on after their last attempt.",
@@ -211,10 +214,20 @@ impl Metrics {
         &self,
         outbox: Option<OutboxCounts>,
         graph_purges: Option<GraphPurgeCounts>,
+        journal: (u64, u64),
         tokens: &TokenCounters,
         usage_dropped: u64,
     ) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "# HELP memgate_journal_turns Finished turns waiting in the local journal for the store to come back.");
+        let _ = writeln!(out, "# TYPE memgate_journal_turns gauge");
+        let _ = writeln!(out, "memgate_journal_turns {}", journal.0);
+        let _ = writeln!(
+            out,
+            "# HELP memgate_journal_bytes Size of the local turn journal."
+        );
+        let _ = writeln!(out, "# TYPE memgate_journal_bytes gauge");
+        let _ = writeln!(out, "memgate_journal_bytes {}", journal.1);
         self.write_counters(&mut out);
         self.latency.write(&mut out);
         let _ = writeln!(out, "# HELP memgate_internal_tokens_total Tokens of memgate's own calls to the gateway (platform spend), by purpose and type.");
@@ -283,6 +296,7 @@ mod tests {
                 pending: 3,
                 oldest_ms: None,
             }),
+            (0, 0),
             &TokenCounters::default(),
             0,
         );

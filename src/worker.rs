@@ -13,8 +13,6 @@ use crate::memory::now_ms;
 use crate::metrics::Metrics;
 use crate::store::OutboxRow;
 
-/// A claimed row is another replica's to retry if this one has not finished it by then.
-const LEASE: Duration = Duration::from_secs(300);
 /// Ingested rows are kept this long (for inspection), then purged.
 const KEEP_DONE: Duration = Duration::from_secs(24 * 3600);
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -40,12 +38,14 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
                 purge_expired_facts(&state).await;
             }
             purge_graph(&state).await;
+            replay_journal(&state).await;
             let Some(ingesting) = state.drain.ingestion() else {
                 // Drained and about to exit: rows due later are the next process's.
                 tokio::time::sleep(idle).await;
                 continue;
             };
-            let claimed = match state.store.claim_outbox(batch, LEASE).await {
+            let lease = Duration::from_millis(state.config.worker.lease_ms.max(1_000));
+            let claimed = match state.store.claim_outbox(batch, lease).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot claim outbox rows");
@@ -83,6 +83,27 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
     })
 }
 
+/// Moves journaled turns (finished while the store was down) into the outbox once the store
+/// takes writes again.
+async fn replay_journal(state: &AppState) {
+    if state.journal.pending() == 0 {
+        return;
+    }
+    match state.journal.replay(&state.store).await {
+        Ok(0) => {}
+        Ok(n) => {
+            Metrics::add(&state.metrics.turns_replayed_total, n as u64);
+            tracing::info!(
+                turns = n,
+                left = state.journal.pending(),
+                "journaled turns written to the outbox"
+            );
+            state.outbox_ready.notify_one();
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot replay the turn journal"),
+    }
+}
+
 /// Carries out the deletions a graph server still owes. The data is already invisible (its
 /// rows went in the transaction that queued the purge); a purge is retried, with backoff,
 /// until the server confirms it.
@@ -90,7 +111,8 @@ async fn purge_graph(state: &AppState) {
     if !state.engine.graph.remote_graph() {
         return;
     }
-    let purges = match state.store.claim_graph_purges(16, LEASE).await {
+    let lease = Duration::from_millis(state.config.worker.lease_ms.max(1_000));
+    let purges = match state.store.claim_graph_purges(16, lease).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "cannot claim graph purges");

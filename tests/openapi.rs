@@ -23,6 +23,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/memory/session/{memory_id}/history"),
     ("get", "/memory/outbox"),
     ("post", "/memory/outbox/{id}/retry"),
+    ("get", "/memory/outbox/journal"),
     ("get", "/memory/usage"),
 ];
 

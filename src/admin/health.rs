@@ -16,8 +16,10 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers: without it no memory request can be served in full. Not
-/// ready once a SIGTERM is draining the process, so load balancers stop sending to it.
+/// Ready while the proxy can serve: a store that does not answer makes memory requests go
+/// on without context (and turns wait in the journal), which is better than no LLM traffic
+/// at all, so it is reported (`degraded`) but keeps the instance in rotation. Not ready once
+/// a SIGTERM is draining the process, so load balancers stop sending to it.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200), (status = 503)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -30,8 +32,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": e.to_string()})),
+            StatusCode::OK,
+            Json(json!({"status": "degraded", "store": format!("unavailable: {e}")})),
         ),
     }
 }
@@ -47,6 +49,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         state.metrics.render(
             outbox,
             graph_purges,
+            (state.journal.pending(), state.journal.bytes()),
             state.usage.tokens(),
             state.usage.dropped(),
         ),

@@ -78,6 +78,7 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(facts::history))
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::retry))
+        .routes(routes!(outbox::journal))
         .routes(routes!(usage::report))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -101,3 +101,32 @@ pub async fn retry(
         state: "pending".into(),
     }))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct JournalBacklog {
+    /// The org's finished turns waiting in this process's local journal because the store
+    /// could not take them; they move to the outbox once it can.
+    pub journaled_turns: u64,
+}
+
+/// The org's turns waiting in the local journal (admin keys only). Answers while the store is
+/// down, which is when the journal fills.
+#[utoipa::path(get, path = "/memory/outbox/journal", tag = "operations",
+    operation_id = "journal_backlog",
+    responses((status = 200, body = JournalBacklog), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 500, body = ErrorBody)))]
+pub async fn journal(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<JournalBacklog>, ApiError> {
+    caller.require_admin()?;
+    let journaled_turns = state
+        .journal
+        .pending_for(&caller.0.org)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read the turn journal");
+            ApiError::internal("cannot read the turn journal")
+        })?;
+    Ok(Json(JournalBacklog { journaled_turns }))
+}

@@ -19,8 +19,9 @@ use crate::memory::{context_block, Session as MemorySession, TurnMessage};
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
 use crate::proxy::tee::ResponseTee;
+use crate::proxy::turn_store::{self, PendingTurn};
 use crate::proxy::upstream::{is_hop_by_hop, Upstream};
-use crate::proxy::{PendingTurn, RequestCtx};
+use crate::proxy::RequestCtx;
 use crate::store::TurnPayload;
 
 /// Response header saying what memory did for this request.
@@ -367,13 +368,36 @@ async fn forward(
         .write_response_header(Box::new(header), false)
         .await?;
 
+    // The end of a kept answer is held back until its turn is durable: the last chunk of a
+    // JSON body, or an SSE stream from its `data: [DONE]` on. Everything before goes out as it
+    // arrives.
+    let sse = matches!(tee, Some(ResponseTee::Sse(_)));
+    let mut held: Option<BytesMut> = None;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if let Some(t) = tee.as_mut() {
-                    t.feed(&chunk);
+                let Some(t) = tee.as_mut() else {
+                    session.write_response_body(Some(chunk), false).await?;
+                    continue;
+                };
+                t.feed(&chunk);
+                let send = if let Some(h) = held.as_mut().filter(|_| sse) {
+                    h.extend_from_slice(&chunk);
+                    None
+                } else if sse {
+                    match find_done(&chunk) {
+                        Some(at) => {
+                            held = Some(BytesMut::from(&chunk[at..]));
+                            Some(chunk.slice(..at))
+                        }
+                        None => Some(chunk),
+                    }
+                } else {
+                    held.replace(BytesMut::from(&chunk[..])).map(|h| h.freeze())
+                };
+                if let Some(send) = send.filter(|b| !b.is_empty()) {
+                    session.write_response_body(Some(send), false).await?;
                 }
-                session.write_response_body(Some(chunk), false).await?;
             }
             Ok(None) => break,
             Err(e) => {
@@ -389,36 +413,53 @@ async fn forward(
             }
         }
     }
-    session.write_response_body(None, true).await?;
 
     if let (Some(keep), Some(tee)) = (keep, tee) {
-        let Some(answer) = tee.finish() else {
-            tracing::debug!("answer incomplete or unreadable; turn not stored");
-            return Ok(());
-        };
-        let messages = vec![
-            TurnMessage {
-                role: "user".into(),
-                content: keep.user_text,
-            },
-            TurnMessage {
-                role: "assistant".into(),
-                content: answer,
-            },
-        ];
-        ctx.pending_turn = Some(PendingTurn {
-            idempotency_key: uuid::Uuid::now_v7().to_string(),
-            org_id: keep.session.org_id.clone(),
-            session_id: keep.session.id,
-            payload: TurnPayload {
-                memory_id: keep.session.memory_id.clone(),
-                messages,
-                request_id: Some(request_id.to_string()),
-                traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
-            },
-        });
+        match tee.finish() {
+            Some(answer) => {
+                let messages = vec![
+                    TurnMessage {
+                        role: "user".into(),
+                        content: keep.user_text,
+                    },
+                    TurnMessage {
+                        role: "assistant".into(),
+                        content: answer,
+                    },
+                ];
+                let turn = PendingTurn {
+                    idempotency_key: uuid::Uuid::now_v7().to_string(),
+                    org_id: keep.session.org_id.clone(),
+                    session_id: keep.session.id,
+                    payload: TurnPayload {
+                        memory_id: keep.session.memory_id.clone(),
+                        messages,
+                        request_id: Some(request_id.to_string()),
+                        traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
+                    },
+                };
+                turn_store::persist(state, turn).await;
+            }
+            None => tracing::debug!("answer incomplete or unreadable; turn not stored"),
+        }
     }
+    if let Some(held) = held {
+        session
+            .write_response_body(Some(held.freeze()), false)
+            .await?;
+    }
+    session.write_response_body(None, true).await?;
     Ok(())
+}
+
+/// Where an SSE chunk's `data: [DONE]` line starts, if it holds one.
+fn find_done(chunk: &[u8]) -> Option<usize> {
+    const MARKERS: [&[u8]; 2] = [b"data: [DONE]", b"data:[DONE]"];
+    MARKERS.iter().find_map(|marker| {
+        chunk
+            .windows(marker.len())
+            .position(|window| window == *marker)
+    })
 }
 
 async fn reject(

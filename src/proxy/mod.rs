@@ -12,6 +12,7 @@
 pub mod chat;
 pub mod rewrite;
 pub mod tee;
+pub mod turn_store;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -23,9 +24,8 @@ use pingora::proxy::FailToProxy;
 use pingora::ErrorSource;
 
 use crate::app::AppState;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::Outcome;
 use crate::shutdown::InFlightGuard;
-use crate::store::TurnPayload;
 use upstream::Upstream;
 
 pub struct MemgateProxy {
@@ -39,18 +39,8 @@ impl MemgateProxy {
     }
 }
 
-/// A completed turn waiting for the `logging` phase to be written to the outbox.
-#[derive(Debug)]
-pub struct PendingTurn {
-    pub idempotency_key: String,
-    pub org_id: String,
-    pub session_id: i64,
-    pub payload: TurnPayload,
-}
-
 #[derive(Debug)]
 pub struct RequestCtx {
-    pub pending_turn: Option<PendingTurn>,
     pub started: std::time::Instant,
     /// Set by the chat path; pass-through requests keep the default.
     pub outcome: Outcome,
@@ -71,7 +61,6 @@ impl ProxyHttp for MemgateProxy {
 
     fn new_ctx(&self) -> Self::CTX {
         RequestCtx {
-            pending_turn: None,
             started: std::time::Instant::now(),
             outcome: Outcome::Passthrough,
             request_id: None,
@@ -146,7 +135,7 @@ impl ProxyHttp for MemgateProxy {
         }
     }
 
-    /// Default: nothing. Writes the finished turn, if any, to the outbox.
+    /// Default: nothing. Records the request's outcome and duration.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         let outcome = match (ctx.outcome, e) {
             (Outcome::Passthrough, Some(_)) => Outcome::PassthroughError,
@@ -165,29 +154,6 @@ impl ProxyHttp for MemgateProxy {
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 "request served"
             );
-        }
-        let Some(turn) = ctx.pending_turn.take() else {
-            return;
-        };
-        let state = &self.state;
-        match state
-            .store
-            .enqueue_turn(
-                &turn.idempotency_key,
-                &turn.org_id,
-                turn.session_id,
-                &turn.payload,
-            )
-            .await
-        {
-            Ok(()) => {
-                Metrics::inc(&state.metrics.turns_enqueued_total);
-                state.outbox_ready.notify_one();
-            }
-            Err(e) => {
-                Metrics::inc(&state.metrics.turns_enqueue_failed_total);
-                tracing::error!(error = %e, memory_id = %turn.payload.memory_id, "cannot write a finished turn to the outbox");
-            }
         }
     }
 }

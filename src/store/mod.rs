@@ -341,6 +341,15 @@ impl Store {
         forward!(self, s => s.claim_outbox(limit, lease).await)
     }
 
+    /// At start on the embedded store (one process per file): frees the leases of turns a
+    /// killed process had claimed. Replicas sharing Postgres wait for the leases to expire.
+    pub async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.release_leases().await,
+            Store::Postgres(_) => Ok(0),
+        }
+    }
+
     pub async fn complete_outbox(&self, id: i64) -> Result<(), StoreError> {
         forward!(self, s => s.complete_outbox(id).await)
     }

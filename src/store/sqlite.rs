@@ -717,6 +717,21 @@ impl SqliteStore {
         Ok(claimed)
     }
 
+    /// Frees the leases a killed process left. One process owns an SQLite file, so at start
+    /// every lease is a dead process's, and its turns need not wait for the lease to run out.
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        let freed = sqlx::query(
+            "UPDATE outbox SET lease_until = NULL WHERE state = 'pending' AND lease_until IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE graph_purges SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(freed)
+    }
+
     pub async fn complete_outbox(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = ?

@@ -7,6 +7,9 @@
 #[allow(dead_code)]
 pub mod mock_gateway;
 
+pub mod bolt;
+pub mod fault_link;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -135,6 +138,7 @@ impl Memgate {
         };
         let proxy_port = free_port();
         let admin_port = free_port();
+        let journal = dir.path().join("turn-journal.jsonl").display().to_string();
         let config = format!(
             r#"
 [proxy]
@@ -153,6 +157,7 @@ dimensions = 256
 [worker]
 poll_interval_ms = 50
 backoff_base_ms = 50
+journal_path = "{journal}"
 [internal]
 api_key = "sk-internal-service"
 [[auth.keys]]
@@ -227,6 +232,12 @@ role = "member"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends SIGKILL: the process gets no chance to finish anything.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM, as Kubernetes does when it stops a pod.

@@ -1,0 +1,265 @@
+//! Finished turns that could not be written to the outbox because the store was down. Each
+//! is appended to a local journal file (one JSON line, synced to disk before the request's
+//! task ends) and written to the outbox once the store answers again; the outbox is
+//! idempotent on the turn's key, so a replay cut short by a crash writes nothing twice.
+//!
+//! Turns go to the file at once rather than into a memory buffer first: a process killed
+//! during a store outage would lose whatever a buffer held, and the outage is when writes
+//! are rare enough for a sync each. What stays in memory is bounded: a count, and the file's
+//! size, capped by `worker.journal_max_bytes` (a turn over the cap is refused and counted).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::store::{Store, TurnPayload};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub idempotency_key: String,
+    pub org_id: String,
+    pub session_id: i64,
+    pub payload: TurnPayload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("turn journal {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("turn journal {0} is full ({1} bytes)")]
+    Full(String, u64),
+}
+
+#[derive(Debug)]
+pub struct TurnJournal {
+    path: PathBuf,
+    max_bytes: u64,
+    /// Serialises appends and replays, which rewrite the file.
+    file_lock: Mutex<()>,
+    pending: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl TurnJournal {
+    /// Opens the journal at `path`, counting what an earlier process left in it. The file
+    /// is created on the first append, so a read-only deployment that never needs it works.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Self, JournalError> {
+        let journal = Self {
+            path: path.to_path_buf(),
+            max_bytes,
+            file_lock: Mutex::new(()),
+            pending: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        };
+        let (entries, bytes) = journal.read_entries()?;
+        journal
+            .pending
+            .store(entries.len() as u64, Ordering::Relaxed);
+        journal.bytes.store(bytes, Ordering::Relaxed);
+        Ok(journal)
+    }
+
+    /// Turns waiting in the journal.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn io(&self, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Appends a turn and syncs it to disk.
+    pub async fn append(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(entry).map_err(|e| self.io(e.into()))?;
+        line.push(b'\n');
+        let _guard = self.file_lock.lock().await;
+        let size = self.bytes() + line.len() as u64;
+        if size > self.max_bytes {
+            return Err(JournalError::Full(
+                self.path.display().to_string(),
+                self.max_bytes,
+            ));
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            file.write_all(&line)?;
+            file.sync_data()
+        })
+        .await
+        .map_err(|e| self.io(std::io::Error::other(e)))?
+        .map_err(|e| self.io(e))?;
+        self.bytes.store(size, Ordering::Relaxed);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes journaled turns to the outbox, oldest first, until the store fails; keeps the
+    /// rest. Returns how many were written.
+    pub async fn replay(&self, store: &Store) -> Result<usize, JournalError> {
+        let _guard = self.file_lock.lock().await;
+        let (entries, _) = self.read_entries()?;
+        let mut written = 0;
+        for entry in &entries {
+            match store
+                .enqueue_turn(
+                    &entry.idempotency_key,
+                    &entry.org_id,
+                    entry.session_id,
+                    &entry.payload,
+                )
+                .await
+            {
+                Ok(()) => written += 1,
+                // A session deleted meanwhile: its turn has nowhere to go.
+                Err(crate::error::StoreError::Database(sqlx::Error::Database(db)))
+                    if db.is_foreign_key_violation() =>
+                {
+                    tracing::info!(memory_id = %entry.payload.memory_id, "journaled turn's session is gone; dropped");
+                    written += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "store still unavailable; journal kept");
+                    break;
+                }
+            }
+        }
+        if written > 0 {
+            self.rewrite(&entries[written..])?;
+        }
+        Ok(written)
+    }
+
+    /// Turns of `org_id` waiting in the journal.
+    pub async fn pending_for(&self, org_id: &str) -> Result<u64, JournalError> {
+        if self.pending() == 0 {
+            return Ok(0);
+        }
+        let _guard = self.file_lock.lock().await;
+        let (entries, _) = self.read_entries()?;
+        Ok(entries.iter().filter(|e| e.org_id == org_id).count() as u64)
+    }
+
+    fn read_entries(&self) -> Result<(Vec<JournalEntry>, u64), JournalError> {
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(self.io(e)),
+        };
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(|e| self.io(e))?;
+            bytes += line.len() as u64 + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // A line cut by a crash mid-write is the one turn that was never acknowledged.
+            match serde_json::from_str(&line) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => tracing::warn!(error = %e, "skipping a torn turn journal line"),
+            }
+        }
+        Ok((entries, bytes))
+    }
+
+    /// Replaces the file with `rest`, atomically (a temporary file renamed over it).
+    fn rewrite(&self, rest: &[JournalEntry]) -> Result<(), JournalError> {
+        let mut bytes = 0;
+        if rest.is_empty() {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(e)),
+            }
+        } else {
+            let temporary = self.path.with_extension("jsonl.tmp");
+            let mut file = std::fs::File::create(&temporary).map_err(|e| self.io(e))?;
+            for entry in rest {
+                let mut line = serde_json::to_vec(entry).map_err(|e| self.io(e.into()))?;
+                line.push(b'\n');
+                bytes += line.len() as u64;
+                file.write_all(&line).map_err(|e| self.io(e))?;
+            }
+            file.sync_data().map_err(|e| self.io(e))?;
+            std::fs::rename(&temporary, &self.path).map_err(|e| self.io(e))?;
+        }
+        self.pending.store(rest.len() as u64, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> JournalEntry {
+        JournalEntry {
+            idempotency_key: key.into(),
+            org_id: "acme".into(),
+            session_id: 1,
+            payload: TurnPayload {
+                memory_id: "m".into(),
+                messages: Vec::new(),
+                request_id: None,
+                traceparent: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_survive_a_reopen_and_torn_lines_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j/turns.jsonl");
+        let journal = TurnJournal::open(&path, 1 << 20).unwrap();
+        assert_eq!(journal.pending(), 0);
+        journal.append(&entry("a")).await.unwrap();
+        journal.append(&entry("b")).await.unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"idempotency_key\": \"c\", \"org")
+            .unwrap();
+        let reopened = TurnJournal::open(&path, 1 << 20).unwrap();
+        assert_eq!(reopened.pending(), 2);
+        let (entries, _) = reopened.read_entries().unwrap();
+        assert_eq!(entries, [entry("a"), entry("b")]);
+        reopened.rewrite(&entries[1..]).unwrap();
+        assert_eq!(TurnJournal::open(&path, 1 << 20).unwrap().pending(), 1);
+        reopened.rewrite(&[]).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_full_journal_refuses_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = TurnJournal::open(&dir.path().join("t.jsonl"), 150).unwrap();
+        journal.append(&entry("a")).await.unwrap();
+        assert!(matches!(
+            journal.append(&entry("b")).await,
+            Err(JournalError::Full(..))
+        ));
+        assert_eq!(journal.pending(), 1);
+    }
+}

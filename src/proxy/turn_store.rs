@@ -1,0 +1,80 @@
+//! Making a finished turn durable before the client sees the end of its answer: the outbox
+//! when the store answers promptly, else the local journal. A client that has its complete
+//! answer can then count on the turn being remembered, even if memgate is killed right after.
+//!
+//! The write is bounded: a store that hangs costs the end of an answer `OUTBOX_WRITE_TIMEOUT`
+//! once, after which turns go straight to the journal for `STORE_DOWN_BACKOFF`, so an outage
+//! does not slow every answer down. The worker moves journaled turns to the outbox.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::journal::JournalEntry;
+use crate::memory::now_ms;
+use crate::metrics::Metrics;
+use crate::store::TurnPayload;
+
+/// A healthy outbox insert takes about a millisecond.
+const OUTBOX_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+/// After a failed write, turns skip the store for this long.
+const STORE_DOWN_BACKOFF: Duration = Duration::from_secs(1);
+
+static LAST_FAILURE_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// A completed turn, to be stored before the last bytes of its answer are sent.
+#[derive(Debug)]
+pub struct PendingTurn {
+    pub idempotency_key: String,
+    pub org_id: String,
+    pub session_id: i64,
+    pub payload: TurnPayload,
+}
+
+pub async fn persist(state: &AppState, turn: PendingTurn) {
+    let recently_failed = now_ms().saturating_sub(LAST_FAILURE_MS.load(Ordering::Relaxed))
+        < STORE_DOWN_BACKOFF.as_millis() as i64;
+    let outcome = if recently_failed {
+        Err("the store failed moments ago".to_string())
+    } else {
+        let write = state.store.enqueue_turn(
+            &turn.idempotency_key,
+            &turn.org_id,
+            turn.session_id,
+            &turn.payload,
+        );
+        match tokio::time::timeout(OUTBOX_WRITE_TIMEOUT, write).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                OUTBOX_WRITE_TIMEOUT.as_millis()
+            )),
+        }
+    };
+    let error = match outcome {
+        Ok(()) => {
+            Metrics::inc(&state.metrics.turns_enqueued_total);
+            state.outbox_ready.notify_one();
+            return;
+        }
+        Err(error) => error,
+    };
+    if !recently_failed {
+        LAST_FAILURE_MS.store(now_ms(), Ordering::Relaxed);
+    }
+    Metrics::inc(&state.metrics.turns_enqueue_failed_total);
+    tracing::warn!(%error, memory_id = %turn.payload.memory_id, "cannot write a finished turn to the outbox; journaling it");
+    let entry = JournalEntry {
+        idempotency_key: turn.idempotency_key,
+        org_id: turn.org_id,
+        session_id: turn.session_id,
+        payload: turn.payload,
+    };
+    match state.journal.append(&entry).await {
+        Ok(()) => Metrics::inc(&state.metrics.turns_journaled_total),
+        Err(e) => {
+            Metrics::inc(&state.metrics.turns_lost_total);
+            tracing::error!(error = %e, memory_id = %entry.payload.memory_id, "turn lost: neither the outbox nor the journal took it");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The memory store failing under live traffic, for real: memgate reaches Postgres through a
+//! TCP link the test cuts or stalls. Requests keep being served within the retrieval budget
+//! (without context, flagged), turns finished meanwhile wait in the journal, and everything
+//! recovers by itself once the store is back. Always on Postgres: the embedded store has no
+//! connection to break.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::fault_link::FaultLink;
+use common::{user_chat, Memgate, TestDatabase, ACME_ADMIN, ACME_MEMBER};
+use serde_json::json;
+
+const BUDGET_MS: &str = "300";
+
+/// memgate on a fresh Postgres database reached through a fault link.
+async fn start_behind_link(upstream: &str, env: &[(&str, &str)]) -> (Memgate, FaultLink) {
+    let database = TestDatabase::create().await;
+    let server: url_parts::Server = url_parts::parse(&common::postgres_server_url());
+    let link = FaultLink::start(server.addr).await;
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        server.user, link.port, database.name
+    );
+    let mut all_env: Vec<(&str, &str)> = vec![
+        ("MEMGATE_STORAGE__URL", &url),
+        ("MEMGATE_MEMORY__RETRIEVAL_BUDGET_MS", BUDGET_MS),
+    ];
+    all_env.extend_from_slice(env);
+    let mg = Memgate::start_on(upstream, Some(database), "", &all_env).await;
+    (mg, link)
+}
+
+mod url_parts {
+    use super::SocketAddr;
+
+    pub struct Server {
+        pub user: String,
+        pub addr: SocketAddr,
+    }
+
+    /// `postgres://user@host:port` (the test server's URL has no password or path).
+    pub fn parse(url: &str) -> Server {
+        let rest = url.trim_start_matches("postgres://");
+        let (user, host) = rest.split_once('@').expect("user@host");
+        let host = host.trim_end_matches('/');
+        let host = if host.starts_with("localhost") {
+            host.replacen("localhost", "127.0.0.1", 1)
+        } else {
+            host.to_string()
+        };
+        Server {
+            user: user.to_string(),
+            addr: host.parse().expect("host:port"),
+        }
+    }
+}
+
+async fn memory_header(mg: &Memgate, text: &str, stream: bool) -> (String, Duration) {
+    let started = Instant::now();
+    let response = mg
+        .chat(ACME_MEMBER, user_chat(Some("ops"), text, stream))
+        .await;
+    assert_eq!(response.status(), 200, "{}", mg.log());
+    let header = response.headers()["x-memgate-memory"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let _ = response.bytes().await.unwrap();
+    (header, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_hangs_or_drops_costs_a_request_its_budget_then_recovers() {
+    let mock = common::mock_gateway::spawn().await;
+    let (mg, link) = start_behind_link(&mock.url(), &[]).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "ops").await.status(), 201);
+    let (status, _) = mg
+        .api(
+            "POST",
+            Some(ACME_MEMBER),
+            "/memory/session/add",
+            Some(json!({"memory_id": "ops", "messages": [{"role": "user", "content": "My team is in Singapore."}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        memory_header(&mg, "Where is my team?", false).await.0,
+        "injected"
+    );
+
+    for (fault, apply) in [
+        ("stalled", FaultLink::stall as fn(&FaultLink)),
+        ("cut", FaultLink::cut),
+    ] {
+        apply(&link);
+        for stream in [false, true] {
+            let (header, took) = memory_header(&mg, "Where is my team?", stream).await;
+            assert_eq!(header, "degraded", "store {fault}");
+            // The budget (300 ms) plus the upstream call, with room for a loaded machine.
+            assert!(
+                took < Duration::from_millis(2500),
+                "store {fault}: {took:?}"
+            );
+        }
+        // Passing traffic is untouched, and the proxy stays in rotation.
+        let models = mg
+            .http
+            .get(format!("{}/v1/models", mg.proxy))
+            .bearer_auth(ACME_MEMBER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(models.status(), 200);
+        let ready = mg
+            .http
+            .get(format!("{}/readyz", mg.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        assert_eq!(
+            ready.json::<serde_json::Value>().await.unwrap()["status"],
+            "degraded"
+        );
+        link.restore();
+        // Recovery needs no restart: the pool reconnects.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if memory_header(&mg, "Where is my team?", false).await.0 == "injected" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no recovery after the store was {fault}\n{}",
+                mg.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(mg.metric("memgate_retrieval_degraded_total").await >= 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_finished_while_the_store_is_down_wait_in_the_journal_even_across_a_crash() {
+    let mock = common::mock_gateway::spawn().await;
+    let keep = tempfile::tempdir().unwrap();
+    let journal = keep.path().join("turns.jsonl").display().to_string();
+    let (mut mg, link) =
+        start_behind_link(&mock.url(), &[("MEMGATE_WORKER__JOURNAL_PATH", &journal)]).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "ops").await.status(), 201);
+
+    // Streams that start while the store is up and end after it went away.
+    let slow = [("x-mock-chunk-delay-ms", "150")];
+    let mut streams = Vec::new();
+    for city in ["Lisbon", "Porto"] {
+        let response = mg
+            .chat_with_headers(
+                ACME_MEMBER,
+                &slow,
+                user_chat(Some("ops"), &format!("Our office is in {city}."), true),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-memgate-memory"], "empty");
+        streams.push(response);
+    }
+    link.cut();
+    for response in streams {
+        let body = response.text().await.unwrap();
+        assert!(body.contains("[DONE]"), "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while mg.metric("memgate_turns_journaled_total").await < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "turns not journaled\n{}",
+            mg.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mg.metric("memgate_journal_turns").await, 2.0);
+    // The backlog is visible in the admin API while the store is down, to the org's admins.
+    let (status, backlog) = mg
+        .api("GET", Some(ACME_ADMIN), "/memory/outbox/journal", None)
+        .await;
+    assert_eq!(
+        (status, backlog["journaled_turns"].as_u64()),
+        (200, Some(2))
+    );
+    let (status, other) = mg
+        .api(
+            "GET",
+            Some(common::GLOBEX_ADMIN),
+            "/memory/outbox/journal",
+            None,
+        )
+        .await;
+    assert_eq!((status, other["journaled_turns"].as_u64()), (200, Some(0)));
+    let (status, _) = mg
+        .api("GET", Some(ACME_MEMBER), "/memory/outbox/journal", None)
+        .await;
+    assert_eq!(status, 403);
+
+    // A crash now loses nothing: the journal is on disk.
+    mg.kill().await;
+    link.restore();
+    let restarted = Memgate::start_with(
+        &mock.url(),
+        &[
+            ("MEMGATE_STORAGE__URL", &mg.storage_url),
+            ("MEMGATE_WORKER__JOURNAL_PATH", &journal),
+        ],
+    )
+    .await;
+    restarted.wait_for_fact(ACME_MEMBER, "ops", "Lisbon").await;
+    let facts = restarted.wait_for_fact(ACME_MEMBER, "ops", "Porto").await;
+    assert_eq!(facts.len(), 2, "{facts:?}");
+    assert_eq!(restarted.metric("memgate_journal_turns").await, 0.0);
+    assert_eq!(restarted.metric("memgate_turns_replayed_total").await, 2.0);
+    assert!(!std::path::Path::new(&journal).exists());
+}
