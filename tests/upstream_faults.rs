@@ -92,6 +92,10 @@ async fn resetting_gateway() -> String {
                 let _ = socket.flush().await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 // Linger 0: close with a reset, not a clean end.
+                #[expect(
+                    deprecated,
+                    reason = "a zero linger resets at once, so the drop cannot block"
+                )]
                 let _ = socket.set_linger(Some(Duration::ZERO));
                 drop(socket);
             });
