@@ -145,12 +145,10 @@ async fn a_two_hop_relation_is_injected_before_the_call() {
 
     mock.clear();
     let graph_answers = mg.metric("memgate_graph_searches_graph_total").await;
-    let response = mg
-        .chat(
-            ACME_MEMBER,
-            user_chat(Some("team"), TWO_HOP_QUESTION, false),
-        )
-        .await;
+    // Not stored, so that no ingestion call follows the request's own.
+    let mut question = user_chat(Some("team"), TWO_HOP_QUESTION, false);
+    question["store_memory"] = json!(false);
+    let response = mg.chat(ACME_MEMBER, question).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["x-memgate-memory"],

@@ -5,6 +5,8 @@
 //! MERGE, SET, DELETE, DETACH DELETE, UNWIND, parameters): no APOC, no procedures.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use neo4rs::{query, ConfigBuilder, Graph, Query};
@@ -34,6 +36,8 @@ pub struct GraphEdge {
 pub struct BoltGraph {
     graph: Graph,
     timeout: Duration,
+    /// The lookup index has been created, or the server told us it will not have it.
+    schema_settled: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for BoltGraph {
@@ -71,7 +75,31 @@ impl BoltGraph {
         Ok(Self {
             graph,
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
+            schema_settled: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Creates the index every statement looks entities up by (Neo4j 5 syntax), once. A
+    /// server that refuses it (ArcadeDB creates its types on the fly and has no such
+    /// statement) is left as it is; one that cannot be reached is asked again next time.
+    async fn ensure_schema(&self) {
+        if self.schema_settled.load(Ordering::Relaxed) {
+            return;
+        }
+        let statement = query(
+            "CREATE INDEX memgate_entity_scope IF NOT EXISTS
+             FOR (n:Entity) ON (n.org_id, n.scope, n.key)",
+        );
+        let outcome = tokio::time::timeout(self.timeout, self.graph.run(statement)).await;
+        match outcome {
+            Ok(Ok(())) => self.schema_settled.store(true, Ordering::Relaxed),
+            Ok(Err(neo4rs::Error::Neo4j(e))) => {
+                tracing::info!(error = %e.message(), "the graph server keeps no index on entities; lookups scan");
+                self.schema_settled.store(true, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "entity index not created yet"),
+            Err(_) => tracing::debug!("entity index not created yet: timed out"),
+        }
     }
 
     async fn bounded<T>(
@@ -81,6 +109,21 @@ impl BoltGraph {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| GraphError::Timeout(self.timeout.as_millis() as u64))?
+    }
+
+    /// Runs `statements` in one explicit transaction, within the statement limit.
+    async fn in_transaction(
+        &self,
+        statements: impl IntoIterator<Item = Query>,
+    ) -> Result<(), GraphError> {
+        self.bounded(async {
+            let mut txn = self.graph.start_txn().await.map_err(server)?;
+            for statement in statements {
+                txn.run(statement).await.map_err(server)?;
+            }
+            txn.commit().await.map_err(server)
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), GraphError> {
@@ -108,6 +151,7 @@ impl BoltGraph {
         if nodes.is_empty() && edges.is_empty() {
             return Ok(());
         }
+        self.ensure_schema().await;
         let node_maps: Vec<HashMap<String, String>> = nodes
             .iter()
             .map(|n| {
@@ -151,14 +195,7 @@ impl BoltGraph {
             )
             .param("edges", edge_maps),
         ];
-        self.bounded(async {
-            let mut txn = self.graph.start_txn().await.map_err(server)?;
-            for statement in statements {
-                txn.run(statement).await.map_err(server)?;
-            }
-            txn.commit().await.map_err(server)
-        })
-        .await
+        self.in_transaction(statements).await
     }
 
     /// Edges from or to any of `keys` (at most `limit`), as (edge id, source key, target key).
@@ -245,14 +282,7 @@ impl BoltGraph {
         if statements.is_empty() {
             return Ok(());
         }
-        self.bounded(async {
-            let mut txn = self.graph.start_txn().await.map_err(server)?;
-            for statement in statements {
-                txn.run(statement).await.map_err(server)?;
-            }
-            txn.commit().await.map_err(server)
-        })
-        .await
+        self.in_transaction(statements).await
     }
 }
 

@@ -458,20 +458,7 @@ impl PostgresStore {
         let (org_id, session_id) = (session.org_id.as_str(), session.id);
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let alive: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions
-             WHERE id = $1 AND org_id = $2 AND memory_id = $3 AND created_at = $4
-             FOR NO KEY UPDATE",
-        )
-        .bind(session_id)
-        .bind(org_id)
-        .bind(&session.memory_id)
-        .bind(session.created_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if alive.is_none() {
-            return Err(StoreError::SessionGone(session.memory_id.clone()));
-        }
+        lock_live_session(&mut tx, session).await?;
         let mut ids = Vec::with_capacity(changes.len());
         for change in changes {
             match change {
@@ -936,6 +923,30 @@ async fn insert_history(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Inside a write transaction: locks the session row against a concurrent delete (writers of
+/// one session queue here, which also keeps them from deadlocking on its rows), or
+/// [`StoreError::SessionGone`] when it was deleted.
+pub(super) async fn lock_live_session(
+    tx: &mut Transaction<'_, Postgres>,
+    session: &Session,
+) -> Result<(), StoreError> {
+    let alive: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sessions
+         WHERE id = $1 AND org_id = $2 AND memory_id = $3 AND created_at = $4
+         FOR NO KEY UPDATE",
+    )
+    .bind(session.id)
+    .bind(&session.org_id)
+    .bind(&session.memory_id)
+    .bind(session.created_at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match alive {
+        Some(_) => Ok(()),
+        None => Err(StoreError::SessionGone(session.memory_id.clone())),
+    }
 }
 
 /// Keeps `sessions.fact_count` true, inside the writing transaction.

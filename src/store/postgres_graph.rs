@@ -11,7 +11,7 @@ use super::graph_items::{
     GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
     ScoredGraphItem,
 };
-use super::postgres::PostgresStore;
+use super::postgres::{lock_live_session, PostgresStore};
 use crate::error::StoreError;
 use crate::memory::{now_ms, Session};
 
@@ -38,22 +38,7 @@ impl PostgresStore {
     ) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        // The same lock as fact writes: a concurrent delete waits for this transaction or
-        // makes it see the session gone.
-        let alive: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions
-             WHERE id = $1 AND org_id = $2 AND memory_id = $3 AND created_at = $4
-             FOR NO KEY UPDATE",
-        )
-        .bind(session.id)
-        .bind(&session.org_id)
-        .bind(&session.memory_id)
-        .bind(session.created_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if alive.is_none() {
-            return Err(StoreError::SessionGone(session.memory_id.clone()));
-        }
+        lock_live_session(&mut tx, session).await?;
         let mut fresh = Vec::with_capacity(items.len());
         for item in items {
             // Chunks and summaries never change; an entity or edge seen again takes the
@@ -236,15 +221,9 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         // Serialised with the session's writers, so an ingest cannot re-attach an entity
         // between the orphan check and the delete.
-        let alive: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE id = $1 AND org_id = $2 FOR NO KEY UPDATE",
-        )
-        .bind(session.id)
-        .bind(&session.org_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if alive.is_none() {
-            return Ok(false);
+        match lock_live_session(&mut tx, session).await {
+            Err(StoreError::SessionGone(_)) => return Ok(false),
+            other => other?,
         }
         let endpoints: Option<(Option<String>, Option<String>)> = sqlx::query_as(
             "DELETE FROM graph_items

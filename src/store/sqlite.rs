@@ -455,18 +455,7 @@ impl SqliteStore {
         let (org_id, session_id) = (session.org_id.as_str(), session.id);
         let now = now_ms();
         let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
-        let alive: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE id = ? AND org_id = ? AND memory_id = ? AND created_at = ?",
-        )
-        .bind(session_id)
-        .bind(org_id)
-        .bind(&session.memory_id)
-        .bind(session.created_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if alive.is_none() {
-            return Err(StoreError::SessionGone(session.memory_id.clone()));
-        }
+        ensure_live_session(&mut tx, session).await?;
         let mut ids = Vec::with_capacity(changes.len());
         for change in changes {
             match change {
@@ -901,6 +890,28 @@ impl SqliteStore {
 
 fn config_json(config: &SessionConfig) -> Result<String, StoreError> {
     serde_json::to_string(config).map_err(|e| StoreError::Corrupt(format!("session config: {e}")))
+}
+
+/// Inside a write transaction: the session is still the one that was read (SQLite may give a
+/// deleted session's id to the next one, hence the creation time), or
+/// [`StoreError::SessionGone`].
+pub(super) async fn ensure_live_session(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    session: &Session,
+) -> Result<(), StoreError> {
+    let alive: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE id = ? AND org_id = ? AND memory_id = ? AND created_at = ?",
+    )
+    .bind(session.id)
+    .bind(&session.org_id)
+    .bind(&session.memory_id)
+    .bind(session.created_at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match alive {
+        Some(_) => Ok(()),
+        None => Err(StoreError::SessionGone(session.memory_id.clone())),
+    }
 }
 
 fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Session, StoreError> {

@@ -10,7 +10,7 @@ use super::graph_items::{
     GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
     ScoredGraphItem,
 };
-use super::sqlite::{SqliteStore, WRITE_TRANSACTION};
+use super::sqlite::{ensure_live_session, SqliteStore, WRITE_TRANSACTION};
 use crate::error::StoreError;
 use crate::memory::{now_ms, vector, Session};
 
@@ -25,18 +25,7 @@ impl SqliteStore {
     ) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin_with(WRITE_TRANSACTION).await?;
-        let alive: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE id = ? AND org_id = ? AND memory_id = ? AND created_at = ?",
-        )
-        .bind(session.id)
-        .bind(&session.org_id)
-        .bind(&session.memory_id)
-        .bind(session.created_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if alive.is_none() {
-            return Err(StoreError::SessionGone(session.memory_id.clone()));
-        }
+        ensure_live_session(&mut tx, session).await?;
         let mut fresh = Vec::with_capacity(items.len());
         for item in items {
             let existed: Option<i64> = sqlx::query_scalar(
