@@ -5,6 +5,8 @@
 #   passthrough client -> memgate -> mock gateway (chat completion without memory_id)
 #   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
 #               turn is not stored, so every request sees the same session)
+#   memory_store  the same with the turn stored: its outbox write happens before the last
+#               bytes of the answer are sent (a question, so the session gains no facts)
 # Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
 #        PERF_OUT=/tmp/memgate.perf scripts/loadtest.sh   (also profiles the memory run)
 #        STORE=postgres scripts/loadtest.sh   (memgate on Postgres + pgvector, in a scratch
@@ -80,6 +82,7 @@ RSS_IDLE=$(rss_kib VmRSS)
 
 PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
+MEMORY_STORE='{"model":"mock-model","memory_id":"user-load","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
 run_get() { # name url
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$WORK/$1.txt"
@@ -103,6 +106,7 @@ if [ -n "${PERF_OUT:-}" ]; then
 fi
 run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
 if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+run memory_store "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY_STORE"
 
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
@@ -118,9 +122,10 @@ row models_proxied models_direct
 row direct direct
 row passthrough direct
 row memory direct
+row memory_store direct
 echo "memory run: context injected $injected times, degraded $degraded times"
 echo "memgate resident memory: $((RSS_IDLE / 1024)) MiB idle with the session loaded, $(( $(rss_kib VmRSS) / 1024 )) MiB after the runs, peak $(( $(rss_kib VmHWM) / 1024 )) MiB"
-for r in models_direct models_proxied direct passthrough memory; do
+for r in models_direct models_proxied direct passthrough memory memory_store; do
   errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$r.txt" || true)
   [ -n "$errors" ] && echo "$r: $errors"
 done
