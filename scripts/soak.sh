@@ -2,7 +2,9 @@
 # Soak: N concurrent streaming sessions for M minutes through memgate (release build, embedded
 # store) in front of the mock gateway, loopback only. Samples memgate's resident memory and
 # open descriptors every 10 s; at the end waits for the outbox to drain and checks that every
-# completed turn was stored as its fact.
+# completed turn was stored: its outbox row done and its fact added (each session keeps its
+# newest 200 facts, so that the data, and with it the vector cache, stops growing and memory
+# growth means a leak; the history keeps every ADD).
 # Usage: scripts/soak.sh [sessions N, default 16] [minutes M, default 5] [pause between a
 #        client's requests in seconds, default 0.2]
 # Fails if a completed turn is missing, if resident memory grew more than 20% (and 8 MiB)
@@ -54,7 +56,7 @@ done
 sessions=""
 for i in $(seq 1 "$N"); do
   curl -fs -X POST "http://127.0.0.1:$ADMIN_PORT/memory/session/create" -H "Authorization: Bearer sk-soak-admin" \
-    -d "{\"session_name\": \"soak-$i\", \"engine_name\": \"mem0\"}" >/dev/null
+    -d "{\"session_name\": \"soak-$i\", \"engine_name\": \"mem0\", \"config\": {\"max_facts\": 200}}" >/dev/null
   sessions="${sessions:+$sessions,}soak-$i"
 done
 
@@ -78,43 +80,54 @@ for _ in $(seq 1 600); do
   [ "${pending:-1}" = "0" ] && break
   sleep 1
 done
+curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -E '^memgate_(outbox_rows|turns_|ingest_failures|journal_turns)' | tr '\n' ' '
+echo
+cp "$WORK/memgate.log" "${SOAK_LOG:-/tmp/memgate-soak.log}"
 python3 - "$WORK/driver.json" "$samples" "$ADMIN_PORT" "$MINUTES" <<'PY'
 import json, sys, urllib.request
 driver, samples_path, admin, minutes = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 results = json.load(open(driver))
 samples = [tuple(int(x) for x in line.split()) for line in open(samples_path)]
-def facts(session):
+def added(session):
+    """Texts of the session's ADD events: every fact a turn produced, trimmed or not."""
     texts, offset = set(), 0
     while True:
         req = urllib.request.Request(
-            f"http://127.0.0.1:{admin}/memory/session/{session}/facts?limit=500&offset={offset}",
+            f"http://127.0.0.1:{admin}/memory/session/{session}/history?limit=500&offset={offset}",
             headers={"Authorization": "Bearer sk-soak-admin"})
         page = json.load(urllib.request.urlopen(req))
-        texts.update(f["text"] for f in page["facts"])
-        offset += len(page["facts"])
-        if offset >= page["total"] or not page["facts"]:
+        texts.update(e["new_text"] for e in page["history"] if e["event"] == "ADD")
+        offset += len(page["history"])
+        if offset >= page["total"] or not page["history"]:
             return texts
+def outbox_done():
+    req = urllib.request.Request(f"http://127.0.0.1:{admin}/memory/outbox?state=done&limit=1",
+                                 headers={"Authorization": "Bearer sk-soak-admin"})
+    return json.load(urllib.request.urlopen(req))["total"]
 sent = sum(r["sent"] for r in results)
 completed = sum(r["completed"] for r in results)
 errors = sum(r["errors"] for r in results)
 stored = missing = 0
 for r in results:
-    have = facts(r["session"])
-    stored += len(have)
+    have = added(r["session"])
     # Each client's turns 0..sent-1; an errored turn may or may not have completed.
-    wanted = {f"Soak marker {r['session']}n{i} is recorded" for i in range(r["sent"])}
-    missing += max(0, r["completed"] - len(wanted & have))
+    wanted = {f"Soak marker {r['session']}n{i} notes k{i}a and k{i}b" for i in range(r["sent"])}
+    found = len(wanted & have)
+    stored += found
+    missing += max(0, r["completed"] - found)
+done = outbox_done()
 after_first_minute = [s for s in samples if s[0] >= 60] or samples
 rss_start, rss_end = after_first_minute[0][1], samples[-1][1]
 rss_max = max(s[1] for s in samples)
 fd_start, fd_end = after_first_minute[0][2], samples[-1][2]
 print(f"duration {minutes:g} min, {len(results)} sessions: {sent} turns sent, {completed} completed, "
-      f"{errors} errors, {stored} facts stored, {missing} completed turns missing")
+      f"{errors} errors; {done} outbox rows done, {stored} turns' facts added, "
+      f"{missing} completed turns missing")
 print(f"RSS KiB: first sample {samples[0][1]}, after 1 min {rss_start}, max {rss_max}, end {rss_end}; "
       f"fds: after 1 min {fd_start}, end {fd_end}")
 growth = rss_end - rss_start
 ok = True
-if missing:
+if missing or done < completed:
     print("FAIL: completed turns were not stored"); ok = False
 if growth > max(8 * 1024, rss_start * 0.2):
     print(f"FAIL: resident memory grew {growth} KiB"); ok = False

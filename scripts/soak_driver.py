@@ -13,7 +13,8 @@ def client(host, port, key, session, stop_at, pause, results, index):
     conn = http.client.HTTPConnection(host, port, timeout=60)
     sent = completed = errors = 0
     while time.time() < stop_at:
-        sentence = f"Soak marker {session}n{sent} is recorded."
+        # Words of its own, so that no two turns' facts look alike to the mock's embeddings.
+        sentence = f"Soak marker {session}n{sent} notes k{sent}a and k{sent}b."
         body = json.dumps({
             "model": "mock-model",
             "stream": True,

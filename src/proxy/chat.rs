@@ -372,7 +372,9 @@ async fn forward(
     // JSON body, or an SSE stream from its `data: [DONE]` on. Everything before goes out as it
     // arrives.
     let sse = matches!(tee, Some(ResponseTee::Sse(_)));
-    let mut held: Option<BytesMut> = None;
+    // JSON: the latest chunk. SSE: everything from `data: [DONE]` on.
+    let mut held_last: Option<Bytes> = None;
+    let mut held_tail: Option<BytesMut> = None;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
@@ -381,19 +383,16 @@ async fn forward(
                     continue;
                 };
                 t.feed(&chunk);
-                let send = if let Some(h) = held.as_mut().filter(|_| sse) {
-                    h.extend_from_slice(&chunk);
+                let send = if !sse {
+                    held_last.replace(chunk)
+                } else if let Some(tail) = held_tail.as_mut() {
+                    tail.extend_from_slice(&chunk);
                     None
-                } else if sse {
-                    match find_done(&chunk) {
-                        Some(at) => {
-                            held = Some(BytesMut::from(&chunk[at..]));
-                            Some(chunk.slice(..at))
-                        }
-                        None => Some(chunk),
-                    }
+                } else if let Some(at) = find_done(&chunk) {
+                    held_tail = Some(BytesMut::from(&chunk[at..]));
+                    Some(chunk.slice(..at))
                 } else {
-                    held.replace(BytesMut::from(&chunk[..])).map(|h| h.freeze())
+                    Some(chunk)
                 };
                 if let Some(send) = send.filter(|b| !b.is_empty()) {
                     session.write_response_body(Some(send), false).await?;
@@ -443,10 +442,9 @@ async fn forward(
             None => tracing::debug!("answer incomplete or unreadable; turn not stored"),
         }
     }
+    let held = held_last.or_else(|| held_tail.map(BytesMut::freeze));
     if let Some(held) = held {
-        session
-            .write_response_body(Some(held.freeze()), false)
-            .await?;
+        session.write_response_body(Some(held), false).await?;
     }
     session.write_response_body(None, true).await?;
     Ok(())
