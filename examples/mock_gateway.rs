@@ -304,10 +304,21 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
+/// FNV-1a's low bits barely differ between similar words ("1n1390" and "1n1332" share them),
+/// and the bucket is the hash modulo the dimension: a finaliser (MurmurHash3's) spreads every
+/// bit of the hash over the low ones, so that distinct words rarely share a bucket.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
 fn embed(text: &str, dims: usize) -> Vec<f32> {
     let mut v = vec![0f32; dims];
     for t in tokens(text) {
-        let h = fnv1a(&t);
+        let h = mix(fnv1a(&t));
         let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
         v[(h % dims as u64) as usize] += sign;
     }

@@ -36,7 +36,12 @@ url = "http://127.0.0.1:$MOCK_PORT"
 [storage]
 url = "sqlite://$WORK/memgate.db"
 [embeddings]
-dimensions = 256
+dimensions = 1536
+[memory]
+# These sentences differ in three numbered words only, and the mock's hashed embeddings can
+# put such words in the same dimensions: near-duplicate deduplication is off, so that each
+# turn's fact is its own ADD, which is what is counted.
+dedup_threshold = 1.0
 [worker]
 journal_path = "$WORK/journal.jsonl"
 [internal]
