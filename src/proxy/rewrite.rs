@@ -225,6 +225,19 @@ mod tests {
         assert_eq!(code(b"{\"messages\":\"Wh\xb1re\"}"), "invalid_json");
     }
 
+    /// Found in review: without serde_json's `float_roundtrip`, some 17-digit numbers came
+    /// out of a rewrite one unit in the last place off.
+    #[test]
+    fn rewritten_numbers_keep_their_value() {
+        let body =
+            br#"{"memory_id":"m","temperature":1.9000000000000002e25,"top_p":0.7,"messages":[]}"#;
+        let mut chat = ChatBody::parse(body).unwrap();
+        chat.strip_memory_fields();
+        let out: Value = serde_json::from_slice(&chat.to_bytes()).unwrap();
+        assert_eq!(out["temperature"].as_f64(), Some(1.9000000000000002e25));
+        assert_eq!(out["top_p"].as_f64(), Some(0.7));
+    }
+
     #[test]
     fn injects_into_the_first_system_message_string() {
         let mut b = ChatBody::parse(

@@ -88,23 +88,49 @@ pub struct SseTee {
     done: bool,
     finished: bool,
     failed: bool,
+    /// Inside a line over the limit, being skipped: whether it is a `data:` line.
+    overlong: Option<bool>,
 }
 
 impl SseTee {
+    /// Every limit is applied to whole lines and whole events, so the outcome does not depend
+    /// on where the network cut the stream.
     fn feed(&mut self, chunk: &[u8]) {
         if self.failed {
             return;
         }
         let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            self.line.extend_from_slice(&rest[..pos]);
-            let line = std::mem::take(&mut self.line);
-            self.on_line(&line);
-            rest = &rest[pos + 1..];
-        }
-        self.line.extend_from_slice(rest);
-        if self.line.len() + self.text.len() > MAX_TEED_BYTES {
-            self.failed = true;
+        loop {
+            let end = rest.iter().position(|&b| b == b'\n');
+            let piece = &rest[..end.unwrap_or(rest.len())];
+            if let Some(is_data) = self.overlong {
+                // Inside a line already too long: skip to its end.
+                if end.is_some() {
+                    self.overlong = None;
+                    self.failed |= is_data;
+                }
+            } else if self.line.len() + piece.len() > MAX_TEED_BYTES {
+                // A line longer than any answer kept: a data line means an answer too large
+                // to keep; anything else (a comment, say) is skipped without buffering it.
+                let mut head = self.line.clone();
+                head.extend_from_slice(&piece[..piece.len().min(5)]);
+                let is_data = head.starts_with(b"data:");
+                self.line.clear();
+                match end {
+                    Some(_) => self.failed |= is_data,
+                    None => self.overlong = Some(is_data),
+                }
+            } else {
+                self.line.extend_from_slice(piece);
+                if end.is_some() {
+                    let line = std::mem::take(&mut self.line);
+                    self.on_line(&line);
+                }
+            }
+            match end {
+                Some(pos) if !self.failed => rest = &rest[pos + 1..],
+                _ => return,
+            }
         }
     }
 
@@ -118,6 +144,10 @@ impl SseTee {
             return; // comments, `event:`, `id:`, `retry:`
         };
         let value = value.strip_prefix(b" ").unwrap_or(value);
+        if self.data.len() + value.len() + self.text.len() > MAX_TEED_BYTES {
+            self.failed = true;
+            return;
+        }
         if !self.data.is_empty() {
             self.data.push(b'\n');
         }
@@ -153,6 +183,9 @@ impl SseTee {
     }
 
     fn finish(mut self) -> Option<String> {
+        if self.overlong == Some(true) {
+            return None;
+        }
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.on_line(&line);
@@ -210,6 +243,35 @@ struct CompletionMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fed(body: &[u8], chunk: usize) -> Option<String> {
+        let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+        for piece in body.chunks(chunk) {
+            tee.feed(piece);
+        }
+        tee.finish()
+    }
+
+    /// Found by a review of the fuzz target: a long line used to count against the limit only
+    /// when it arrived in pieces.
+    #[test]
+    fn limits_do_not_depend_on_how_the_stream_is_cut() {
+        let long = "x".repeat(MAX_TEED_BYTES + 1024);
+        let comment = format!(": {long}\n{}", sse_events(&["Hi"]));
+        let other_choice = format!(
+            "data: {{\"choices\":[{{\"index\":1,\"delta\":{{\"content\":\"{long}\"}}}}]}}\n\n{}",
+            sse_events(&["Hi"])
+        );
+        for chunk in [usize::MAX, 64 * 1024, 1000] {
+            assert_eq!(
+                fed(comment.as_bytes(), chunk).as_deref(),
+                Some("Hi"),
+                "{chunk}"
+            );
+            // A data line over the limit: an answer too large to keep, however it arrives.
+            assert_eq!(fed(other_choice.as_bytes(), chunk), None, "{chunk}");
+        }
+    }
 
     fn sse_events(words: &[&str]) -> String {
         let mut s = String::from(

@@ -67,6 +67,13 @@ impl BoltServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The last lines of the server's log, for panic messages.
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
     async fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -86,21 +93,26 @@ impl BoltServer {
         self.wait_ready().await;
     }
 
-    /// Ready when a Cypher query answers over Bolt, not merely when the port is open.
+    /// Ready when a Cypher query answers over Bolt, not merely when the port is open: ArcadeDB
+    /// opens its Bolt port about a second before it has created the database. Alone a server is
+    /// ready in about 3 s; four starting at once on two cores take 15-18 s, hence the margin.
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("ArcadeDB exited ({status}):\n{}", self.log());
+                panic!(
+                    "ArcadeDB exited ({status}); its log ends:\n{}",
+                    self.log_tail()
+                );
             }
             if self.answers().await {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "ArcadeDB not ready on {}:\n{}",
+                "ArcadeDB not ready on {} after 90 s; its log ends:\n{}",
                 self.url(),
-                self.log()
+                self.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
