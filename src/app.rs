@@ -1,5 +1,6 @@
 //! Everything a request handler, the admin API and the worker share, built once at start.
 
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub drain: Drain,
     /// Finished turns the store could not take, until it can.
     pub journal: TurnJournal,
+    /// When a finished turn's outbox write last failed (ms), so that the turns right after
+    /// go to the journal without waiting on the store.
+    pub outbox_failed_at_ms: AtomicI64,
 }
 
 impl AppState {
@@ -98,6 +102,7 @@ impl AppState {
                 outbox_ready: Notify::new(),
                 drain: Drain::default(),
                 journal,
+                outbox_failed_at_ms: AtomicI64::new(i64::MIN),
             }),
             usage_writer,
         ))

@@ -20,10 +20,7 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<E
         engines: vec![
             EngineView {
                 name: MEM0_ENGINE.into(),
-                backends: match state.store.backend() {
-                    "postgres" => strings(&["postgres", "pgvector"]),
-                    other => vec![other.to_string()],
-                },
+                backends: strings(state.store.backends()),
                 description: "Extracted facts with vectors: preferences, recent facts, short-to-medium semantic recall.".into(),
                 search_types: strings(&["FACTS"]),
                 available: true,

@@ -153,23 +153,12 @@ impl GraphEngine {
     }
 
     pub fn backends(&self) -> Vec<String> {
-        let relational = match self.store.backend() {
-            "postgres" => vec!["postgres", "pgvector"],
-            other => vec![other],
-        };
-        let graph = if self.bolt.is_some() { "neo4j" } else { "" };
-        std::iter::once(graph)
-            .filter(|g| !g.is_empty())
-            .chain(relational)
-            .map(String::from)
+        let graph: &[&str] = if self.bolt.is_some() { &["neo4j"] } else { &[] };
+        graph
+            .iter()
+            .chain(self.store.backends())
+            .map(|b| b.to_string())
             .collect()
-    }
-
-    pub async fn ping_graph(&self) -> Result<(), GraphError> {
-        match &self.bolt {
-            Some(bolt) => bolt.ping().await,
-            None => Ok(()),
-        }
     }
 
     /// Chunks, summary, entities and relationships of one turn (or manual add). Every model

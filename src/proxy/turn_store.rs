@@ -6,7 +6,7 @@
 //! once, after which turns go straight to the journal for `STORE_DOWN_BACKOFF`, so an outage
 //! does not slow every answer down. The worker moves journaled turns to the outbox.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::app::AppState;
@@ -20,8 +20,6 @@ const OUTBOX_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
 /// After a failed write, turns skip the store for this long.
 const STORE_DOWN_BACKOFF: Duration = Duration::from_secs(1);
 
-static LAST_FAILURE_MS: AtomicI64 = AtomicI64::new(i64::MIN);
-
 /// A completed turn, to be stored before the last bytes of its answer are sent.
 #[derive(Debug)]
 pub struct PendingTurn {
@@ -32,7 +30,8 @@ pub struct PendingTurn {
 }
 
 pub async fn persist(state: &AppState, turn: PendingTurn) {
-    let recently_failed = now_ms().saturating_sub(LAST_FAILURE_MS.load(Ordering::Relaxed))
+    let recently_failed = now_ms()
+        .saturating_sub(state.outbox_failed_at_ms.load(Ordering::Relaxed))
         < STORE_DOWN_BACKOFF.as_millis() as i64;
     let outcome = if recently_failed {
         Err("the store failed moments ago".to_string())
@@ -60,7 +59,7 @@ pub async fn persist(state: &AppState, turn: PendingTurn) {
         Err(error) => error,
     };
     if !recently_failed {
-        LAST_FAILURE_MS.store(now_ms(), Ordering::Relaxed);
+        state.outbox_failed_at_ms.store(now_ms(), Ordering::Relaxed);
     }
     Metrics::inc(&state.metrics.turns_enqueue_failed_total);
     tracing::warn!(%error, memory_id = %turn.payload.memory_id, "cannot write a finished turn to the outbox; journaling it");

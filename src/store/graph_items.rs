@@ -122,15 +122,6 @@ pub fn graph_item_id(scope: &str, kind: GraphKind, natural_key: &str) -> String 
         .to_string()
 }
 
-macro_rules! forward {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sqlite($store) => $call,
-            Store::Postgres($store) => $call,
-        }
-    };
-}
-
 impl Store {
     /// Writes a turn's items in one transaction: chunks and summaries once, entities and
     /// edges updated in place. Returns, for each item, whether it was new. A session deleted

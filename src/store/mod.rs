@@ -2,6 +2,17 @@
 //! pgvector (production, shared by replicas), chosen by the scheme of `storage.url`. Both
 //! offer the same operations; [`Store`] forwards each to the one configured.
 
+/// Sends a call to the configured backend; defined before the submodules so that
+/// `graph_items` forwards its operations the same way.
+macro_rules! forward {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
 pub mod graph_items;
 pub mod neo4j;
 pub mod postgres;
@@ -137,15 +148,6 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
-macro_rules! forward {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sqlite($store) => $call,
-            Store::Postgres($store) => $call,
-        }
-    };
-}
-
 impl Store {
     /// `dimensions` is the embedding dimension, which sizes the Postgres search strategy.
     pub async fn connect(config: &StorageConfig, dimensions: usize) -> Result<Self, StoreError> {
@@ -157,6 +159,14 @@ impl Store {
             Ok(Self::Sqlite(
                 SqliteStore::connect(&config.url, config.max_connections).await?,
             ))
+        }
+    }
+
+    /// What the engines' data lives in, as `GET /memory/engines` lists it.
+    pub fn backends(&self) -> &'static [&'static str] {
+        match self {
+            Store::Sqlite(_) => &["sqlite"],
+            Store::Postgres(_) => &["postgres", "pgvector"],
         }
     }
 

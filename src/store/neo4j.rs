@@ -126,19 +126,6 @@ impl BoltGraph {
         .await
     }
 
-    pub async fn ping(&self) -> Result<(), GraphError> {
-        self.bounded(async {
-            let mut rows = self
-                .graph
-                .execute(query("RETURN 1 AS ok"))
-                .await
-                .map_err(server)?;
-            while rows.next().await.map_err(server)?.is_some() {}
-            Ok(())
-        })
-        .await
-    }
-
     /// Merges entities and edges in one transaction. Idempotent: nodes are keyed by
     /// (org, scope, key) and edges by their id.
     pub async fn merge(
