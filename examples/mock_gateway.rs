@@ -8,7 +8,9 @@
 //!   `Echo: <last user message>`, as JSON or as an SSE stream.
 //!   Test controls (request headers): `x-mock-status: 500` answers that status,
 //!   `x-mock-cut-stream: 1` aborts the answer mid-body, `x-mock-delay-ms: N` waits first,
-//!   `x-mock-chunk-delay-ms: N` spaces the events of a streamed answer by N ms.
+//!   `x-mock-chunk-delay-ms: N` spaces the events of a streamed answer by N ms,
+//!   `x-mock-split-done: 1` sends its `data: [DONE]` in two writes split inside the marker, and
+//!   `x-mock-linger-ms: N` keeps the stream open N ms after its last event.
 //! - `GET /key/info` as LiteLLM answers it, for the keys registered with `set_key_info`
 //!   (401 for any other key).
 //! - `GET /v1/models`; `GET /__mock/requests` lists what was received, `DELETE` clears it.
@@ -62,6 +64,7 @@ struct MockState {
     counter: AtomicU64,
     embeddings_failing: AtomicBool,
     internal_failing: AtomicBool,
+    answers_malformed: AtomicBool,
     embeddings_delay_ms: AtomicU64,
     key_info: Mutex<std::collections::HashMap<String, Value>>,
     key_info_failing: AtomicBool,
@@ -112,6 +115,14 @@ impl MockGateway {
         self.state
             .internal_failing
             .store(failing, Ordering::Relaxed);
+    }
+
+    /// Makes graph-completion answers valid JSON without the `answer` field, as a model that
+    /// ignores its instructions would send.
+    pub fn set_answers_malformed(&self, malformed: bool) {
+        self.state
+            .answers_malformed
+            .store(malformed, Ordering::Relaxed);
     }
 
     /// Makes `/v1/embeddings` answer only after `ms` milliseconds.
@@ -434,6 +445,9 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
             let summary: String = facts.join(" ").chars().take(200).collect();
             json!({"summary": summary}).to_string()
         }
+        Some(Internal::Answer) if state.answers_malformed.load(Ordering::Relaxed) => {
+            json!({"reply": "Here is what I found."}).to_string()
+        }
         Some(Internal::Answer) => graph_answer(&last_user_text(&request)).to_string(),
         None => format!("Echo: {}", last_user_text(&request)),
     };
@@ -462,7 +476,13 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
         let include_usage = request["stream_options"]["include_usage"] == true;
         let spacing = header_number(headers, "x-mock-chunk-delay-ms").map(Duration::from_millis);
         let usage = include_usage.then_some(usage);
-        return stream_reply(&id, &model, &reply, usage, cut, spacing);
+        let shape = StreamShape {
+            cut,
+            spacing,
+            split_done: headers.get("x-mock-split-done").is_some(),
+            linger: header_number(headers, "x-mock-linger-ms").map(Duration::from_millis),
+        };
+        return stream_reply(&id, &model, &reply, usage, shape);
     }
     let body = json!({
         "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
@@ -477,14 +497,31 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
 
+/// How a streamed answer is delivered.
+struct StreamShape {
+    /// Aborted after the first events.
+    cut: bool,
+    /// Pause before each write.
+    spacing: Option<Duration>,
+    /// `data: [DONE]` sent in two writes, split inside the marker.
+    split_done: bool,
+    /// Pause after the last event before the stream ends.
+    linger: Option<Duration>,
+}
+
 fn stream_reply(
     id: &str,
     model: &str,
     reply: &str,
     usage: Option<Value>,
-    cut: bool,
-    spacing: Option<Duration>,
+    shape: StreamShape,
 ) -> Response {
+    let StreamShape {
+        cut,
+        spacing,
+        split_done,
+        linger,
+    } = shape;
     let chunk = |delta: Value, finish: Value| {
         let event = json!({
             "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
@@ -508,14 +545,32 @@ fn stream_reply(
         let event = json!({"id": id, "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage});
         events.push(format!("data: {event}\n\n").into_bytes());
     }
-    events.push(b"data: [DONE]\n\n".to_vec());
+    // A pause between the two halves keeps them in separate reads on the other side.
+    let split_spacing = spacing.or(split_done.then_some(Duration::from_millis(50)));
+    let mut writes: Vec<(Option<Duration>, Vec<u8>)> =
+        events.into_iter().map(|e| (spacing, e)).collect();
+    if split_done {
+        writes.push((split_spacing, b"data: [DO".to_vec()));
+        writes.push((split_spacing, b"NE]\n\n".to_vec()));
+    } else {
+        writes.push((spacing, b"data: [DONE]\n\n".to_vec()));
+    }
     use futures_util::StreamExt;
-    let stream = futures_util::stream::iter(events).then(move |event| async move {
-        if let Some(spacing) = spacing {
-            tokio::time::sleep(spacing).await;
-        }
-        Ok::<Bytes, std::io::Error>(Bytes::from(event))
-    });
+    let stream = futures_util::stream::iter(writes)
+        .then(move |(pause, event)| async move {
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+            Ok::<Bytes, std::io::Error>(Bytes::from(event))
+        })
+        .chain(
+            futures_util::stream::once(async move {
+                if let Some(linger) = linger {
+                    tokio::time::sleep(linger).await;
+                }
+            })
+            .filter_map(|()| async { None }),
+        );
     (
         StatusCode::OK,
         [

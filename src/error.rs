@@ -160,6 +160,27 @@ impl ApiError {
         )
     }
 
+    pub fn request_timeout() -> Self {
+        Self::new(
+            408,
+            "invalid_request_error",
+            "request_timeout",
+            "the request was not received in time",
+        )
+    }
+
+    /// An error known only by its status.
+    pub fn status(status: u16) -> Self {
+        let reason = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("error");
+        match status {
+            400..=499 => Self::new(status, "invalid_request_error", "request_refused", reason),
+            _ => Self::new(status, "internal_error", "proxy_error", reason),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal_error", "internal_error", message)
     }

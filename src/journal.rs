@@ -17,12 +17,36 @@ use tokio::sync::Mutex;
 
 use crate::store::{Store, TurnPayload};
 
+/// A turn whose answer the client has in full (or is about to): it must be stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournalEntry {
+pub struct FinishedTurn {
     pub idempotency_key: String,
     pub org_id: String,
-    pub session_id: i64,
+    /// `None` when the session could not be looked up while the request was served (the
+    /// store failed or was slow): it is resolved by (`org_id`, `payload.memory_id`) at replay.
+    pub session_id: Option<i64>,
+    /// With an unresolved session, the request did not say `store_memory`: the session's own
+    /// `store_memory` decides once it is known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unless_session_declines: bool,
     pub payload: TurnPayload,
+}
+
+/// What a replay did with the turns it took from the journal.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Written to the outbox.
+    pub written: usize,
+    /// Dropped because their session does not exist: never created, or deleted meanwhile.
+    pub dropped: usize,
+    /// Not stored because their session turned out to have `store_memory` off.
+    pub declined: usize,
+}
+
+impl Replayed {
+    fn taken(&self) -> usize {
+        self.written + self.dropped + self.declined
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +106,7 @@ impl TurnJournal {
     }
 
     /// Appends a turn and syncs it to disk.
-    pub async fn append(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+    pub async fn append(&self, entry: &FinishedTurn) -> Result<(), JournalError> {
         let mut line = serde_json::to_vec(entry).map_err(|e| self.io(e.into()))?;
         line.push(b'\n');
         let _guard = self.file_lock.lock().await;
@@ -114,39 +138,34 @@ impl TurnJournal {
     }
 
     /// Writes journaled turns to the outbox, oldest first, until the store fails; keeps the
-    /// rest. Returns how many were written.
-    pub async fn replay(&self, store: &Store) -> Result<usize, JournalError> {
+    /// rest. A turn whose session was unknown is resolved here; `auto_create` is the engine
+    /// sessions are created with on first use, when they are.
+    pub async fn replay(
+        &self,
+        store: &Store,
+        auto_create: Option<&str>,
+    ) -> Result<Replayed, JournalError> {
         let _guard = self.file_lock.lock().await;
         let (entries, _) = self.read_entries()?;
-        let mut written = 0;
+        let mut replayed = Replayed::default();
         for entry in &entries {
-            match store
-                .enqueue_turn(
-                    &entry.idempotency_key,
-                    &entry.org_id,
-                    entry.session_id,
-                    &entry.payload,
-                )
-                .await
-            {
-                Ok(()) => written += 1,
-                // A session deleted meanwhile: its turn has nowhere to go.
-                Err(crate::error::StoreError::Database(sqlx::Error::Database(db)))
-                    if db.is_foreign_key_violation() =>
-                {
-                    tracing::info!(memory_id = %entry.payload.memory_id, "journaled turn's session is gone; dropped");
-                    written += 1;
+            match replay_one(store, auto_create, entry).await {
+                Ok(Fate::Written) => replayed.written += 1,
+                Ok(Fate::NoSession) => {
+                    tracing::warn!(org = %entry.org_id, memory_id = %entry.payload.memory_id, request_id = entry.payload.request_id.as_deref().unwrap_or("-"), "journaled turn dropped: its session does not exist");
+                    replayed.dropped += 1;
                 }
+                Ok(Fate::Declined) => replayed.declined += 1,
                 Err(e) => {
                     tracing::debug!(error = %e, "store still unavailable; journal kept");
                     break;
                 }
             }
         }
-        if written > 0 {
-            self.rewrite(&entries[written..])?;
+        if replayed.taken() > 0 {
+            self.rewrite(&entries[replayed.taken()..])?;
         }
-        Ok(written)
+        Ok(replayed)
     }
 
     /// Turns of `org_id` waiting in the journal.
@@ -159,7 +178,7 @@ impl TurnJournal {
         Ok(entries.iter().filter(|e| e.org_id == org_id).count() as u64)
     }
 
-    fn read_entries(&self) -> Result<(Vec<JournalEntry>, u64), JournalError> {
+    fn read_entries(&self) -> Result<(Vec<FinishedTurn>, u64), JournalError> {
         let file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -183,7 +202,7 @@ impl TurnJournal {
     }
 
     /// Replaces the file with `rest`, atomically (a temporary file renamed over it).
-    fn rewrite(&self, rest: &[JournalEntry]) -> Result<(), JournalError> {
+    fn rewrite(&self, rest: &[FinishedTurn]) -> Result<(), JournalError> {
         let mut bytes = 0;
         if rest.is_empty() {
             match std::fs::remove_file(&self.path) {
@@ -209,15 +228,69 @@ impl TurnJournal {
     }
 }
 
+enum Fate {
+    Written,
+    NoSession,
+    Declined,
+}
+
+async fn replay_one(
+    store: &Store,
+    auto_create: Option<&str>,
+    entry: &FinishedTurn,
+) -> Result<Fate, crate::error::StoreError> {
+    let memory_id = &entry.payload.memory_id;
+    let session_id = match entry.session_id {
+        Some(id) => id,
+        None => {
+            let session = match auto_create {
+                Some(engine) => Some(
+                    store
+                        .find_or_create_session(&entry.org_id, memory_id, engine)
+                        .await?,
+                ),
+                None => store.find_session(&entry.org_id, memory_id).await?,
+            };
+            let Some(session) = session else {
+                return Ok(Fate::NoSession);
+            };
+            if entry.unless_session_declines && !session.config.store_memory {
+                return Ok(Fate::Declined);
+            }
+            session.id
+        }
+    };
+    match store
+        .enqueue_turn(
+            &entry.idempotency_key,
+            &entry.org_id,
+            session_id,
+            &entry.payload,
+        )
+        .await
+    {
+        Ok(()) => Ok(Fate::Written),
+        // Deleted since the turn was served: it has nowhere to go.
+        Err(crate::error::StoreError::SessionGone(_)) => Ok(Fate::NoSession),
+        Err(crate::error::StoreError::Database(sqlx::Error::Database(db)))
+            if db.is_foreign_key_violation() =>
+        {
+            Ok(Fate::NoSession)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(key: &str) -> JournalEntry {
-        JournalEntry {
+    fn entry(key: &str) -> FinishedTurn {
+        FinishedTurn {
             idempotency_key: key.into(),
             org_id: "acme".into(),
-            session_id: 1,
+            session_id: Some(1),
+            unless_session_declines: false,
             payload: TurnPayload {
                 memory_id: "m".into(),
                 messages: Vec::new(),

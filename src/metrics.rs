@@ -188,6 +188,7 @@ counters! {
     turns_enqueue_failed_total: "Turns that could not be written to the outbox (each then goes to the journal).",
     turns_journaled_total: "Turns written to the local journal because the store could not take them.",
     turns_replayed_total: "Journaled turns written to the outbox once the store was back.",
+    journal_turns_dropped_total: "Journaled turns dropped at replay because their session does not exist (never created, or deleted meanwhile).",
     turns_lost_total: "Turns neither the outbox nor the journal could take (journal full or unwritable).",
     turns_ingested_total: "Outbox turns ingested.",
     ingest_failures_total: "Failed ingestion attempts (each is retried with backoff).",
@@ -197,6 +198,7 @@ counters! {
     graph_searches_graph_total: "Cognee GRAPH_COMPLETION searches answered from the graph.",
     graph_searches_fallback_unavailable_total: "Cognee GRAPH_COMPLETION searches answered from chunks because the graph server failed.",
     graph_searches_fallback_no_match_total: "Cognee GRAPH_COMPLETION searches answered from chunks because the graph had nothing for the query.",
+    graph_answers_failed_total: "Cognee GRAPH_COMPLETION searches returned without an answer because the answering model failed or broke the answer contract.",
     graph_purges_done_total: "Deletions carried out on the graph server.",
     graph_purge_failures_total: "Failed attempts at a graph-server deletion (each is retried until it succeeds).",
 }

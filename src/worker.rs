@@ -89,16 +89,29 @@ async fn replay_journal(state: &AppState) {
     if state.journal.pending() == 0 {
         return;
     }
-    match state.journal.replay(&state.store).await {
-        Ok(0) => {}
-        Ok(n) => {
-            Metrics::add(&state.metrics.turns_replayed_total, n as u64);
-            tracing::info!(
-                turns = n,
-                left = state.journal.pending(),
-                "journaled turns written to the outbox"
+    let memory = &state.config.memory;
+    let auto_create = memory
+        .auto_create_sessions
+        .then_some(memory.default_engine.as_str());
+    match state.journal.replay(&state.store, auto_create).await {
+        Ok(replayed) => {
+            Metrics::add(&state.metrics.turns_replayed_total, replayed.written as u64);
+            Metrics::add(
+                &state.metrics.journal_turns_dropped_total,
+                replayed.dropped as u64,
             );
-            state.outbox_ready.notify_one();
+            if replayed.written + replayed.dropped + replayed.declined > 0 {
+                tracing::info!(
+                    written = replayed.written,
+                    dropped = replayed.dropped,
+                    declined = replayed.declined,
+                    left = state.journal.pending(),
+                    "journaled turns replayed"
+                );
+            }
+            if replayed.written > 0 {
+                state.outbox_ready.notify_one();
+            }
         }
         Err(e) => tracing::warn!(error = %e, "cannot replay the turn journal"),
     }

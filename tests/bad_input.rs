@@ -421,3 +421,202 @@ async fn smuggled_and_conflicting_headers_are_refused_on_both_listeners() {
     assert!(mock.requests().is_empty(), "{:?}", mock.requests());
     assert!(!mg.log().contains("panicked"), "{}", mg.log());
 }
+
+/// Writes `request`, half-closes the connection when `then_close` (a client that stops
+/// sending), and returns everything answered until the server closes or goes quiet for 3 s.
+async fn exchange(addr: &str, request: &[u8], then_close: bool) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    socket.write_all(request).await.unwrap();
+    if then_close {
+        socket.shutdown().await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_secs(3), socket.read(&mut buffer)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status and the JSON body of a raw answer.
+fn status_and_json(answer: &str) -> (u16, Value) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn post(path: &str, headers: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME_MEMBER}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Upstreams normalise paths before routing, so a chat completion under another spelling of
+/// its path is still one: memgate routes on the normal form too, and never lets a
+/// `memory_id` through on a path whose meaning to the upstream it cannot know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_paths_are_routed_on_their_normal_form() {
+    let mock = common::mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "s").await.status(), 201);
+    let (status, _) = mg
+        .api(
+            "POST",
+            Some(ACME_MEMBER),
+            "/memory/session/add",
+            Some(json!({"memory_id": "s", "messages": [{"role": "user", "content": "My team is in Singapore."}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Not stored, so that no ingestion calls reach the upstream between the checks.
+    let mut question = user_chat(Some("s"), "Where is my team?", false);
+    question["store_memory"] = json!(false);
+    let question = question.to_string();
+    for alias in [
+        "//v1/chat/completions",
+        "/v1//chat/completions",
+        "/v1/x/../chat/completions",
+        "/v1/./chat/completions",
+        "/v1/%63hat/completions",
+    ] {
+        mock.clear();
+        let answer = exchange(&mg.proxy, post(alias, "", &question).as_bytes(), false).await;
+        let (status, _) = status_and_json(&answer);
+        assert_eq!(status, 200, "{alias}: {answer}");
+        assert!(
+            answer.contains("x-memgate-memory: injected"),
+            "{alias}: {answer}"
+        );
+        let upstream = mock.chat_requests();
+        assert_eq!(upstream.len(), 1, "{alias}");
+        assert_eq!(upstream[0].path, "/v1/chat/completions", "{alias}");
+        let sent = upstream[0].body_json();
+        assert!(sent.get("memory_id").is_none(), "{alias}: {sent}");
+        assert!(sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("[Past Context for ID: s]\n- My team is in Singapore"));
+
+        // The org check runs on aliases too.
+        mock.clear();
+        let unknown = user_chat(Some("nope"), "Where is my team?", false).to_string();
+        let answer = exchange(&mg.proxy, post(alias, "", &unknown).as_bytes(), false).await;
+        let (status, error) = status_and_json(&answer);
+        assert_eq!(status, 404, "{alias}: {answer}");
+        assert_eq!(error["error"]["code"], "memory_session_not_found");
+        assert!(mock.requests().is_empty(), "{alias}");
+    }
+    for lookalike in [
+        "/V1/chat/completions",
+        "/v1/Chat/Completions",
+        "/v1/chat%2Fcompletions",
+        "/v1/chat/completions/",
+    ] {
+        mock.clear();
+        let answer = exchange(&mg.proxy, post(lookalike, "", &question).as_bytes(), false).await;
+        let (status, error) = status_and_json(&answer);
+        assert_eq!(status, 400, "{lookalike}: {answer}");
+        assert_eq!(error["error"]["code"], "memory_fields_on_unknown_route");
+        assert!(mock.requests().is_empty(), "{lookalike}");
+        // Without memory fields it goes on as it came, for the upstream to judge.
+        let plain = user_chat(None, "Hello?", false).to_string();
+        exchange(&mg.proxy, post(lookalike, "", &plain).as_bytes(), false).await;
+        let upstream = mock.requests();
+        assert_eq!(upstream.len(), 1, "{lookalike}");
+        assert_eq!(upstream[0].path, lookalike);
+        assert_eq!(upstream[0].body, plain);
+    }
+    assert!(!mg.log().contains("panicked"), "{}", mg.log());
+}
+
+/// Broken framing is the client's fault: 400 in the OpenAI error shape, on the intercepted
+/// route and on pass-through alike, and a chat body that never arrived whole goes nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_framing_is_answered_400_in_the_error_shape() {
+    let mock = common::mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    let head = |path: &str, framing: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME_MEMBER}\r\nContent-Type: application/json\r\n{framing}\r\n")
+    };
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    for path in ["/v1/chat/completions", "/v1/embeddings"] {
+        let chunked = "Transfer-Encoding: chunked\r\n";
+        let cases: Vec<(&str, String, bool)> = vec![
+            (
+                "bad chunk size",
+                format!("{}zz\r\n{body}\r\n0\r\n\r\n", head(path, chunked)),
+                false,
+            ),
+            (
+                "missing CRLF after a chunk",
+                format!(
+                    "{}{:x}\r\n{body}XX0\r\n\r\n",
+                    head(path, chunked),
+                    body.len()
+                ),
+                false,
+            ),
+            (
+                "chunk shorter than its size",
+                format!("{}{:x}\r\n{body}", head(path, chunked), body.len() + 50),
+                true,
+            ),
+            (
+                "body shorter than its length",
+                format!(
+                    "{}{body}",
+                    head(path, &format!("Content-Length: {}\r\n", body.len() + 50))
+                ),
+                true,
+            ),
+        ];
+        for (case, request, then_close) in cases {
+            mock.clear();
+            let answer = exchange(&mg.proxy, request.as_bytes(), then_close).await;
+            let (status, error) = status_and_json(&answer);
+            assert_eq!(status, 400, "{path}, {case}: {answer}");
+            assert_eq!(
+                error["error"]["type"], "invalid_request_error",
+                "{path}, {case}: {answer}"
+            );
+            if path == "/v1/chat/completions" {
+                assert!(mock.requests().is_empty(), "{path}, {case}");
+            }
+        }
+        // A list-valued length is read differently by different servers: refused, unsent.
+        mock.clear();
+        let listed = format!(
+            "{}{body}",
+            head(path, &format!("Content-Length: {0}, {0}\r\n", body.len()))
+        );
+        let answer = exchange(&mg.proxy, listed.as_bytes(), false).await;
+        let (status, error) = status_and_json(&answer);
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert_eq!(error["error"]["code"], "invalid_content_length");
+        assert!(mock.requests().is_empty(), "{path}");
+    }
+    // Over 256 headers Pingora refuses the request before any of memgate's code runs: 400, and
+    // the connection closed.
+    let many: String = (0..300).map(|i| format!("X-Filler-{i}: x\r\n")).collect();
+    let answer = exchange(
+        &mg.proxy,
+        format!("GET /v1/models HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+        false,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(mock.requests().is_empty());
+    assert!(!mg.log().contains("panicked"), "{}", mg.log());
+}

@@ -137,3 +137,59 @@ async fn every_completed_turn_is_ingested_exactly_once_after_a_sigkill() {
         test_store()
     );
 }
+
+/// The end of a stream reaches the client only once its turn is durable, however the upstream
+/// splits the `[DONE]` marker: a client that has read to `[DONE]` and sees memgate killed right
+/// after still finds the turn remembered after a restart. The upstream keeps the stream open
+/// after `[DONE]`, so a turn stored only at the upstream's close would be lost to the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_read_to_a_split_done_marker_survives_a_kill() {
+    let mock = common::mock_gateway::spawn().await;
+    let mut mg = Memgate::start(&mock.url()).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "split").await.status(), 201);
+    // Nothing is ingested before the kill: the turn must be in the outbox (or the journal).
+    mock.set_embeddings_delay_ms(60_000);
+    let mut response = mg
+        .http
+        .post(format!("{}/v1/chat/completions", mg.proxy))
+        .bearer_auth(ACME_MEMBER)
+        .header("x-mock-split-done", "1")
+        .header("x-mock-linger-ms", "20000")
+        .json(&user_chat(Some("split"), "Pallet 42 sits in bay b7.", true))
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(response.status(), 200);
+    let mut body = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !String::from_utf8_lossy(&body).contains("data: [DONE]") {
+        let chunk = tokio::time::timeout_at(deadline.into(), response.chunk())
+            .await
+            .expect("no [DONE] within 15 s")
+            .expect("stream")
+            .expect("the stream ended before [DONE]");
+        body.extend_from_slice(&chunk);
+    }
+    mg.kill().await;
+    drop(response);
+
+    mock.set_embeddings_delay_ms(0);
+    let journal = mg
+        .dir
+        .path()
+        .join("turn-journal.jsonl")
+        .display()
+        .to_string();
+    let restarted = Memgate::start_with(
+        &mock.url(),
+        &[
+            ("MEMGATE_STORAGE__URL", &mg.storage_url),
+            ("MEMGATE_WORKER__JOURNAL_PATH", &journal),
+        ],
+    )
+    .await;
+    let facts = restarted
+        .wait_for_fact(ACME_MEMBER, "split", "Pallet 42")
+        .await;
+    assert_eq!(facts, ["Pallet 42 sits in bay b7"], "{facts:?}");
+}

@@ -432,6 +432,53 @@ async fn each_search_type_answers_through_the_api() {
     assert_eq!(status, 404);
 }
 
+/// The answer is a bonus on top of the results: a model that breaks the answer contract, or
+/// an answering call that fails, costs the answer and never the search.
+#[tokio::test]
+async fn a_graph_completion_whose_model_misbehaves_still_returns_its_results() {
+    let mock = common::mock_gateway::spawn().await;
+    let (mg, _bolt) = start(&mock.url()).await;
+    create_cognee(&mg, ACME_ADMIN, "notes").await;
+    add(
+        &mg,
+        ACME_MEMBER,
+        "notes",
+        "Alice works with Bob. Bob lives in Lisbon.",
+    )
+    .await;
+    let question = json!({"memory_id": "notes", "query": TWO_HOP_QUESTION});
+
+    mock.set_answers_malformed(true);
+    let (status, malformed) = search(&mg, ACME_MEMBER, question.clone()).await;
+    assert_eq!(status, 200, "{malformed}");
+    assert_eq!(malformed["answered_by"], "graph");
+    assert!(texts(&malformed["results"]).contains(&"Bob lives in Lisbon".to_string()));
+    assert_eq!(malformed["answer"], Value::Null, "{malformed}");
+    assert!(malformed.as_object().unwrap().contains_key("answer"));
+    assert_eq!(malformed["answer_unavailable"], "malformed_answer");
+    mock.set_answers_malformed(false);
+
+    mock.set_internal_failing(true);
+    let (status, failed) = search(&mg, ACME_MEMBER, question.clone()).await;
+    mock.set_internal_failing(false);
+    assert_eq!(status, 200, "{failed}");
+    assert!(
+        !failed["results"].as_array().unwrap().is_empty(),
+        "{failed}"
+    );
+    assert_eq!(failed["answer"], Value::Null);
+    assert_eq!(failed["answer_unavailable"], "model_failed");
+    assert_eq!(mg.metric("memgate_graph_answers_failed_total").await, 2.0);
+
+    let (status, answered) = search(&mg, ACME_MEMBER, question).await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered["answer"]
+        .as_str()
+        .unwrap()
+        .starts_with("From memory:"));
+    assert!(answered.get("answer_unavailable").is_none(), "{answered}");
+}
+
 #[tokio::test]
 async fn deletion_while_the_graph_server_is_down_hides_at_once_and_purges_later() {
     let mock = common::mock_gateway::spawn().await;

@@ -222,3 +222,128 @@ async fn turns_finished_while_the_store_is_down_wait_in_the_journal_even_across_
     assert_eq!(restarted.metric("memgate_turns_replayed_total").await, 2.0);
     assert!(!std::path::Path::new(&journal).exists());
 }
+
+/// What a burst of requests during an outage left to be stored.
+struct Outage {
+    /// Texts of the turns that must be remembered.
+    kept: Vec<String>,
+    /// Requests answered without memory because the store could not be asked.
+    degraded: usize,
+    /// Whether the turn for the session that does not exist was kept (its existence could
+    /// not be checked) rather than refused with 404.
+    ghost_kept: bool,
+}
+
+/// Sends `turns` chat requests for session `ops` (every other one streamed), one with
+/// `store_memory: false` and one for a session that does not exist.
+async fn turns_during_an_outage(mg: &Memgate, turns: usize) -> Outage {
+    let mut outage = Outage {
+        kept: Vec::new(),
+        degraded: 0,
+        ghost_kept: false,
+    };
+    for i in 0..turns {
+        let text = format!("Shipment s{i} leaves from dock d{i}.");
+        let response = mg
+            .chat(ACME_MEMBER, user_chat(Some("ops"), &text, i % 2 == 0))
+            .await;
+        assert_eq!(response.status(), 200, "{}", mg.log());
+        let memory = response.headers()["x-memgate-memory"].clone();
+        let body = response.text().await.unwrap();
+        assert!(body.contains("Echo"), "{body}");
+        outage.degraded += usize::from(memory == "degraded");
+        outage.kept.push(format!("s{i}"));
+    }
+    let mut unstored = user_chat(Some("ops"), "Parcel p9 is confidential.", false);
+    unstored["store_memory"] = json!(false);
+    assert_eq!(mg.chat(ACME_MEMBER, unstored).await.status(), 200);
+    // Its existence cannot be checked either: answered, kept, and dropped once it can.
+    let ghost = mg
+        .chat(
+            ACME_MEMBER,
+            user_chat(Some("ghost"), "Crate c7 is blue.", false),
+        )
+        .await;
+    assert!(matches!(ghost.status().as_u16(), 200 | 404));
+    outage.ghost_kept = ghost.status() == 200;
+    outage
+}
+
+/// After the outage: every kept turn is stored, the unstored one is not, the unknown
+/// session's turn is dropped (and counted), and the journal is empty.
+async fn all_kept_turns_are_stored(mg: &Memgate, outage: &Outage) {
+    for needle in &outage.kept {
+        mg.wait_for_fact(ACME_MEMBER, "ops", needle).await;
+    }
+    let dropped = if outage.ghost_kept { 1.0 } else { 0.0 };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mg.metric("memgate_journal_turns").await > 0.0
+        || mg.metric("memgate_journal_turns_dropped_total").await < dropped
+    {
+        assert!(
+            Instant::now() < deadline,
+            "journal not replayed\n{}",
+            mg.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let facts = mg.facts(ACME_MEMBER, "ops").await;
+    assert!(!facts.iter().any(|f| f.contains("p9")), "{facts:?}");
+    assert_eq!(
+        mg.metric("memgate_journal_turns_dropped_total").await,
+        dropped
+    );
+    assert_eq!(mg.metric("memgate_turns_lost_total").await, 0.0);
+    let (status, _) = mg
+        .api("GET", Some(ACME_ADMIN), "/memory/session/ghost", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// A session lookup that fails or runs out of budget used to drop the turn: the client held a
+/// complete answer that was never remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_whose_session_could_not_be_looked_up_are_stored_once_postgres_is_back() {
+    let mock = common::mock_gateway::spawn().await;
+    let (mg, link) = start_behind_link(&mock.url(), &[]).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "ops").await.status(), 201);
+    link.cut();
+    let outage = turns_during_an_outage(&mg, 4).await;
+    assert_eq!(outage.degraded, 4);
+    assert!(outage.ghost_kept);
+    assert!(mg.metric("memgate_turns_journaled_total").await >= 5.0);
+    link.restore();
+    all_kept_turns_are_stored(&mg, &outage).await;
+}
+
+/// The embedded store has no connection to cut; it is unavailable while another process holds
+/// its write lock and memgate's one connection waits on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_whose_session_could_not_be_looked_up_are_stored_once_sqlite_is_free() {
+    use sqlx::Connection;
+
+    let mock = common::mock_gateway::spawn().await;
+    let env = [
+        ("MEMGATE_MEMORY__RETRIEVAL_BUDGET_MS", BUDGET_MS),
+        ("MEMGATE_STORAGE__MAX_CONNECTIONS", "1"),
+    ];
+    let mg = Memgate::start_on(&mock.url(), None, "", &env).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "ops").await.status(), 201);
+    let mut lock = sqlx::SqliteConnection::connect(&mg.storage_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    // The worker's next claim now waits on the lock, holding memgate's one connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outage = turns_during_an_outage(&mg, 4).await;
+    assert!(
+        outage.degraded >= 1,
+        "no lookup failed: the lock did not bite"
+    );
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    all_kept_turns_are_stored(&mg, &outage).await;
+}

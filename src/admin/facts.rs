@@ -11,13 +11,16 @@ use utoipa::ToSchema;
 
 use super::query::{HistoryPage, Page, PathParams, QueryParams};
 use super::sessions::owned_session;
-use super::views::{AddResult, ErrorBody, FactDeleted, FactList, HistoryList, SearchResult};
+use super::views::{
+    AddResult, Answer, ErrorBody, FactDeleted, FactList, HistoryList, SearchResult,
+};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::memory::graph::GraphSearchType;
+use crate::memory::graph::{GraphSearchType, NoAnswer};
 use crate::memory::query::{classify, QueryKind};
 use crate::memory::{now_ms, Fact, TurnMessage, COGNEE_ENGINE};
+use crate::metrics::Metrics;
 use crate::proxy::rewrite::content_text;
 use crate::store::graph_items::GraphKind;
 use crate::store::FactChange;
@@ -156,7 +159,8 @@ pub async fn search(
             search_type: "FACTS".into(),
             answered_by: "facts".into(),
             fallback: None,
-            answer: None,
+            answer: Answer::NotAsked,
+            answer_unavailable: None,
             results,
         }));
     };
@@ -170,13 +174,22 @@ pub async fn search(
             Duration::from_millis(state.config.graph.timeout_ms),
         )
         .await?;
-    let mut answer = None;
+    let mut answer = Answer::NotAsked;
     if search_type == GraphSearchType::GraphCompletion {
         state.metrics.graph_search(found.fallback);
         let context: Vec<String> = found.results.iter().map(|r| r.text.clone()).collect();
-        if !context.is_empty() {
-            answer = Some(graph.answer(&session, &body.query, &context).await?);
+        let answered = if context.is_empty() {
+            Err(NoAnswer::NoResults)
+        } else {
+            graph.answer(&session, &body.query, &context).await
+        };
+        if matches!(
+            answered,
+            Err(NoAnswer::ModelFailed | NoAnswer::MalformedAnswer)
+        ) {
+            Metrics::inc(&state.metrics.graph_answers_failed_total);
         }
+        answer = Answer::from(answered);
     }
     Ok(Json(SearchResult {
         memory_id: session.memory_id,
@@ -185,6 +198,7 @@ pub async fn search(
         search_type: search_type.as_str().into(),
         answered_by: found.answered_by.as_str().into(),
         fallback: found.fallback.map(|f| f.as_str().to_string()),
+        answer_unavailable: answer.unavailable_reason(),
         answer,
         results: found.results,
     }))

@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::memory::facts::FactEvent;
+use crate::memory::graph::NoAnswer;
 use crate::memory::{Fact, FactHistoryEvent, ScoredFact, Session, SessionConfig};
 use crate::store::SessionStats;
 use crate::timestamp::rfc3339;
@@ -104,11 +105,57 @@ pub struct SearchResult {
     /// failed) or `no_graph_match` (nothing in the graph near the query).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
-    /// GRAPH_COMPLETION only: the model's answer over `results`.
+    /// GRAPH_COMPLETION only: the model's answer over `results`, or null when there is none
+    /// (`answer_unavailable` says why).
+    #[serde(skip_serializing_if = "Answer::is_not_asked")]
+    #[schema(value_type = Option<String>)]
+    pub answer: Answer,
+    /// GRAPH_COMPLETION without an answer: `no_results` (nothing to answer over),
+    /// `model_failed` (the answering call failed) or `malformed_answer` (the model did not
+    /// answer `{"answer": "…"}`). The results are complete either way.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer: Option<String>,
+    pub answer_unavailable: Option<&'static str>,
     /// Best first. GRAPH_COMPLETION results carry their `triplet`.
     pub results: Vec<ScoredFact>,
+}
+
+/// The model's answer of a search: absent for search types that have none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    NotAsked,
+    Answered(String),
+    Unavailable(NoAnswer),
+}
+
+impl Answer {
+    fn is_not_asked(&self) -> bool {
+        matches!(self, Answer::NotAsked)
+    }
+
+    pub fn unavailable_reason(&self) -> Option<&'static str> {
+        match self {
+            Answer::Unavailable(reason) => Some(reason.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl From<Result<String, NoAnswer>> for Answer {
+    fn from(answered: Result<String, NoAnswer>) -> Self {
+        match answered {
+            Ok(text) => Answer::Answered(text),
+            Err(reason) => Answer::Unavailable(reason),
+        }
+    }
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Answered(text) => serializer.serialize_str(text),
+            Answer::NotAsked | Answer::Unavailable(_) => serializer.serialize_none(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

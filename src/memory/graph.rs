@@ -90,6 +90,27 @@ impl AnsweredBy {
     }
 }
 
+/// Why a GRAPH_COMPLETION search came back with `answer: null`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The search found nothing to answer over.
+    NoResults,
+    /// The answering call failed: the gateway refused it, broke or did not answer.
+    ModelFailed,
+    /// The model answered, but not with the `{"answer": "…"}` it was asked for.
+    MalformedAnswer,
+}
+
+impl NoAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoAnswer::NoResults => "no_results",
+            NoAnswer::ModelFailed => "model_failed",
+            NoAnswer::MalformedAnswer => "malformed_answer",
+        }
+    }
+}
+
 /// Why GRAPH_COMPLETION was answered from chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fallback {
@@ -369,14 +390,16 @@ impl GraphEngine {
         }
     }
 
-    /// An LLM's answer to `question` over the context a search found.
+    /// An LLM's answer to `question` over the context a search found. The answer is a bonus
+    /// on top of the results the search already has, so a model that fails or ignores the
+    /// answer contract costs the answer, never the search.
     pub async fn answer(
         &self,
         session: &Session,
         question: &str,
         context: &[String],
-    ) -> Result<String, MemoryError> {
-        let answer = self
+    ) -> Result<String, NoAnswer> {
+        let reply = self
             .llm
             .chat_json(
                 CallScope::of(session),
@@ -384,15 +407,18 @@ impl GraphEngine {
                 prompts::GRAPH_ANSWER_SYSTEM,
                 &prompts::graph_answer_user(context, question),
             )
-            .await?;
-        answer["answer"]
-            .as_str()
-            .map(|a| a.trim().to_string())
-            .ok_or_else(|| {
-                MemoryError::Llm(crate::error::LlmError::Decode(
-                    "graph completion answer has no `answer` string".into(),
-                ))
-            })
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, memory_id = %session.memory_id, "graph completion answer failed; results returned without it");
+                NoAnswer::ModelFailed
+            })?;
+        match reply["answer"].as_str() {
+            Some(answer) => Ok(answer.trim().to_string()),
+            None => {
+                tracing::warn!(memory_id = %session.memory_id, "graph completion answer has no `answer` string; results returned without it");
+                Err(NoAnswer::MalformedAnswer)
+            }
+        }
     }
 
     /// Deletes one relationship (a cognee session's fact). The rows go at once; the graph

@@ -15,11 +15,13 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::journal::FinishedTurn;
 use crate::memory::{context_block, Session as MemorySession, TurnMessage};
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
+use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
-use crate::proxy::turn_store::{self, PendingTurn};
+use crate::proxy::turn_store;
 use crate::proxy::upstream::{is_hop_by_hop, Upstream};
 use crate::proxy::RequestCtx;
 use crate::store::TurnPayload;
@@ -37,8 +39,16 @@ struct MemoryUse {
     keep: Option<TurnTarget>,
 }
 
+/// Where a finished turn goes. The session id is `None` when the store could not say, while
+/// the request was served, whether the session exists: the turn is then kept by org and
+/// `memory_id`, and its session resolved once the store answers (see `journal.rs`).
 struct TurnTarget {
-    session: MemorySession,
+    org_id: String,
+    memory_id: String,
+    session_id: Option<i64>,
+    /// With an unknown session and no `store_memory` on the request: the session's own
+    /// setting decides.
+    unless_session_declines: bool,
     user_text: String,
 }
 
@@ -51,6 +61,7 @@ pub async fn handle(
     upstream: &Upstream,
     session: &mut Session,
     ctx: &mut RequestCtx,
+    route: Route,
 ) -> Result<()> {
     let request_id = request_id_of(session.req_header());
     ctx.request_id = Some(request_id.clone());
@@ -61,7 +72,7 @@ pub async fn handle(
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
     crate::telemetry::continue_trace(&span, traceparent);
-    handle_request(state, upstream, session, ctx, request_id)
+    handle_request(state, upstream, session, ctx, request_id, route)
         .instrument(span)
         .await
 }
@@ -72,6 +83,7 @@ async fn handle_request(
     session: &mut Session,
     ctx: &mut RequestCtx,
     request_id: String,
+    route: Route,
 ) -> Result<()> {
     Metrics::inc(&state.metrics.chat_requests_total);
     let limit = state.config.proxy.max_body_bytes;
@@ -90,6 +102,19 @@ async fn handle_request(
         Ok(f) => f,
         Err(e) => return reject(state, session, ctx, &request_id, e).await,
     };
+    let path_and_query = match route {
+        Route::Chat { path_and_query } => Some(path_and_query),
+        // Whether the upstream serves this path as chat is unknown, so memory cannot be
+        // applied to it, and its memory fields must not reach the upstream either.
+        Route::ChatLookalike if fields.present => {
+            let error = ApiError::bad_request(
+                "memory_fields_on_unknown_route",
+                "memory_id and store_memory are accepted on /v1/chat/completions and /chat/completions only",
+            );
+            return reject(state, session, ctx, &request_id, error).await;
+        }
+        Route::ChatLookalike | Route::Other => None,
+    };
     let (outgoing, memory) = if fields.present {
         match prepare(state, session, fields, &body).await {
             Ok(prepared) => prepared,
@@ -105,7 +130,18 @@ async fn handle_request(
         Some("off") => Outcome::ChatOff,
         Some(_) => Outcome::ChatDegraded,
     };
-    forward(state, upstream, session, ctx, &request_id, outgoing, memory).await
+    let request = Outgoing {
+        path_and_query,
+        body: outgoing,
+    };
+    forward(state, upstream, session, ctx, &request_id, request, memory).await
+}
+
+/// What goes upstream: the body, and the normalised path when it differs from the one the
+/// client sent (`None`: as sent).
+struct Outgoing {
+    path_and_query: Option<String>,
+    body: Bytes,
 }
 
 /// The client's `x-request-id` when it is a short printable token, else a new one.
@@ -142,7 +178,11 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
             .await?;
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = session.read_request_body().await? {
+    // A body that breaks off or is framed wrongly is the client's fault (see `framing`).
+    while let Some(chunk) = session.read_request_body().await.map_err(|mut e| {
+        e.as_down();
+        e
+    })? {
         if body.len() + chunk.len() > limit {
             return Ok(None);
         }
@@ -182,25 +222,41 @@ async fn prepare(
         Err(e) => {
             // The LLM traffic must not stop because keys cannot be checked: the request goes
             // on without memory, and the gateway judges the key itself.
+            // Without an org there is no session to keep the turn for.
             tracing::warn!(error = %e, %memory_id, "caller unresolvable; forwarding without memory");
             Metrics::inc(&state.metrics.auth_unavailable_total);
-            return Ok(degraded(state, &chat));
+            return Ok(degraded(state, &chat, None));
         }
     };
 
     let started = Instant::now();
     let budget = Duration::from_millis(state.config.memory.retrieval_budget_ms);
     let found = tokio::time::timeout(budget, find_session(state, &principal.org, &memory_id)).await;
+    // A client that gets a complete answer can count on its turn being remembered, also when
+    // the store cannot be asked about the session right now.
+    let unresolved = |user_text: Option<String>| {
+        user_text
+            .filter(|_| fields.store_memory != Some(false))
+            .map(|user_text| TurnTarget {
+                org_id: principal.org.clone(),
+                memory_id: memory_id.clone(),
+                session_id: None,
+                unless_session_declines: fields.store_memory.is_none(),
+                user_text,
+            })
+    };
     let memory_session = match found {
         Ok(Ok(Some(s))) => s,
         Ok(Ok(None)) => return Err(ApiError::session_not_found(&memory_id)),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, %memory_id, "session lookup failed; forwarding without memory");
-            return Ok(degraded(state, &chat));
+            let keep = unresolved(chat.latest_user_text());
+            return Ok(degraded(state, &chat, keep));
         }
         Err(_) => {
             tracing::warn!(%memory_id, "session lookup ran out of the retrieval budget");
-            return Ok(degraded(state, &chat));
+            let keep = unresolved(chat.latest_user_text());
+            return Ok(degraded(state, &chat, keep));
         }
     };
 
@@ -244,7 +300,10 @@ async fn prepare(
     let keep = user_text
         .filter(|_| store_turn)
         .map(|user_text| TurnTarget {
-            session: memory_session,
+            org_id: memory_session.org_id,
+            memory_id: memory_session.memory_id,
+            session_id: Some(memory_session.id),
+            unless_session_declines: false,
             user_text,
         });
     Ok((
@@ -254,13 +313,17 @@ async fn prepare(
 }
 
 /// Memory could not be consulted: the request goes on without context, flagged.
-fn degraded(state: &AppState, chat: &ChatBody) -> (Bytes, Option<MemoryUse>) {
+fn degraded(
+    state: &AppState,
+    chat: &ChatBody,
+    keep: Option<TurnTarget>,
+) -> (Bytes, Option<MemoryUse>) {
     Metrics::inc(&state.metrics.retrieval_degraded_total);
     (
         Bytes::from(chat.to_bytes()),
         Some(MemoryUse {
             status: "degraded",
-            keep: None,
+            keep,
         }),
     )
 }
@@ -288,11 +351,14 @@ async fn forward(
     session: &mut Session,
     ctx: &mut RequestCtx,
     request_id: &str,
-    body: Bytes,
+    outgoing: Outgoing,
     memory: Option<MemoryUse>,
 ) -> Result<()> {
     let request = session.req_header();
-    let path_and_query = request.uri.path_and_query().map_or("/", |p| p.as_str());
+    let path_and_query = outgoing
+        .path_and_query
+        .as_deref()
+        .unwrap_or_else(|| request.uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut headers = http::HeaderMap::with_capacity(request.headers.len());
     for (name, value) in request.headers.iter() {
         // Host and length belong to the new request; `Expect` was answered here, and the body
@@ -321,7 +387,7 @@ async fn forward(
         .client
         .post(upstream.url_for(path_and_query))
         .headers(headers)
-        .body(body)
+        .body(outgoing.body)
         .send()
         .await;
     let mut response = match sent {
@@ -356,46 +422,38 @@ async fn forward(
         header.insert_header(MEMORY_STATUS_HEADER, m.status)?;
     }
     header.insert_header(REQUEST_ID_HEADER, request_id)?;
-    let keep = memory.and_then(|m| m.keep).filter(|_| status.is_success());
-    let mut tee = keep.as_ref().map(|_| {
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        ResponseTee::for_content_type(content_type)
-    });
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut kept = memory
+        .and_then(|m| m.keep)
+        .filter(|_| status.is_success())
+        .map(|target| (target, ResponseTee::for_content_type(content_type)));
     session
         .write_response_header(Box::new(header), false)
         .await?;
 
-    // The end of a kept answer is held back until its turn is durable: the last chunk of a
-    // JSON body, or an SSE stream from its `data: [DONE]` on. Everything before goes out as it
-    // arrives.
-    let sse = matches!(tee, Some(ResponseTee::Sse(_)));
-    // JSON: the latest chunk. SSE: everything from `data: [DONE]` on.
-    let mut held_last: Option<Bytes> = None;
-    let mut held_tail: Option<BytesMut> = None;
+    // The end of a kept answer is held back until its turn is durable (the tee says where the
+    // end starts); everything before goes out as it arrives. The turn is stored as soon as the
+    // answer is complete, not when the upstream closes the stream, which may be later.
+    let mut held = std::collections::VecDeque::<Bytes>::new();
+    let mut sent: u64 = 0;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                let Some(t) = tee.as_mut() else {
+                let Some((_, tee)) = kept.as_mut() else {
                     session.write_response_body(Some(chunk), false).await?;
                     continue;
                 };
-                t.feed(&chunk);
-                let send = if !sse {
-                    held_last.replace(chunk)
-                } else if let Some(tail) = held_tail.as_mut() {
-                    tail.extend_from_slice(&chunk);
-                    None
-                } else if let Some(at) = find_done(&chunk) {
-                    held_tail = Some(BytesMut::from(&chunk[at..]));
-                    Some(chunk.slice(..at))
-                } else {
-                    Some(chunk)
-                };
-                if let Some(send) = send.filter(|b| !b.is_empty()) {
-                    session.write_response_body(Some(send), false).await?;
+                tee.feed(&chunk);
+                held.push_back(chunk);
+                release(session, &mut held, &mut sent, tee.releasable()).await?;
+                if tee.is_complete() {
+                    if let Some((target, tee)) = kept.take() {
+                        store_turn(state, request_id, target, tee).await;
+                    }
+                    release(session, &mut held, &mut sent, u64::MAX).await?;
                 }
             }
             Ok(None) => break,
@@ -412,52 +470,66 @@ async fn forward(
             }
         }
     }
-
-    if let (Some(keep), Some(tee)) = (keep, tee) {
-        match tee.finish() {
-            Some(answer) => {
-                let messages = vec![
-                    TurnMessage {
-                        role: "user".into(),
-                        content: keep.user_text,
-                    },
-                    TurnMessage {
-                        role: "assistant".into(),
-                        content: answer,
-                    },
-                ];
-                let turn = PendingTurn {
-                    idempotency_key: uuid::Uuid::now_v7().to_string(),
-                    org_id: keep.session.org_id.clone(),
-                    session_id: keep.session.id,
-                    payload: TurnPayload {
-                        memory_id: keep.session.memory_id.clone(),
-                        messages,
-                        request_id: Some(request_id.to_string()),
-                        traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
-                    },
-                };
-                turn_store::persist(state, turn).await;
-            }
-            None => tracing::debug!("answer incomplete or unreadable; turn not stored"),
-        }
+    if let Some((target, tee)) = kept {
+        store_turn(state, request_id, target, tee).await;
     }
-    let held = held_last.or_else(|| held_tail.map(BytesMut::freeze));
-    if let Some(held) = held {
-        session.write_response_body(Some(held), false).await?;
-    }
+    release(session, &mut held, &mut sent, u64::MAX).await?;
     session.write_response_body(None, true).await?;
     Ok(())
 }
 
-/// Where an SSE chunk's `data: [DONE]` line starts, if it holds one.
-fn find_done(chunk: &[u8]) -> Option<usize> {
-    const MARKERS: [&[u8]; 2] = [b"data: [DONE]", b"data:[DONE]"];
-    MARKERS.iter().find_map(|marker| {
-        chunk
-            .windows(marker.len())
-            .position(|window| window == *marker)
-    })
+/// Sends the held chunks up to stream offset `upto` (splitting one if needed).
+async fn release(
+    session: &mut Session,
+    held: &mut std::collections::VecDeque<Bytes>,
+    sent: &mut u64,
+    upto: u64,
+) -> Result<()> {
+    while *sent < upto {
+        let Some(mut front) = held.pop_front() else {
+            break;
+        };
+        let room = usize::try_from(upto - *sent).unwrap_or(usize::MAX);
+        if front.len() > room {
+            held.push_front(front.split_off(room));
+        }
+        *sent += front.len() as u64;
+        if !front.is_empty() {
+            session.write_response_body(Some(front), false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the turn durable (outbox, else journal) when the tee holds a complete answer.
+async fn store_turn(state: &AppState, request_id: &str, target: TurnTarget, tee: ResponseTee) {
+    let Some(answer) = tee.finish() else {
+        tracing::debug!("answer incomplete or unreadable; turn not stored");
+        return;
+    };
+    let messages = vec![
+        TurnMessage {
+            role: "user".into(),
+            content: target.user_text,
+        },
+        TurnMessage {
+            role: "assistant".into(),
+            content: answer,
+        },
+    ];
+    let turn = FinishedTurn {
+        idempotency_key: uuid::Uuid::now_v7().to_string(),
+        org_id: target.org_id,
+        session_id: target.session_id,
+        unless_session_declines: target.unless_session_declines,
+        payload: TurnPayload {
+            memory_id: target.memory_id,
+            messages,
+            request_id: Some(request_id.to_string()),
+            traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
+        },
+    };
+    turn_store::persist(state, turn).await;
 }
 
 async fn reject(

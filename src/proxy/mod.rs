@@ -10,7 +10,9 @@
 //!   outbox here, after the client has its last byte but before the request's task ends.
 
 pub mod chat;
+pub mod framing;
 pub mod rewrite;
+pub mod route;
 pub mod tee;
 pub mod turn_store;
 pub mod upstream;
@@ -21,11 +23,11 @@ use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
-use pingora::ErrorSource;
 
 use crate::app::AppState;
 use crate::metrics::Outcome;
 use crate::shutdown::InFlightGuard;
+use route::Route;
 use upstream::Upstream;
 
 pub struct MemgateProxy {
@@ -50,11 +52,6 @@ pub struct RequestCtx {
     _in_flight: InFlightGuard,
 }
 
-pub fn is_chat_route(req: &RequestHeader) -> bool {
-    req.method == http::Method::POST
-        && matches!(req.uri.path(), "/chat/completions" | "/v1/chat/completions")
-}
-
 #[async_trait]
 impl ProxyHttp for MemgateProxy {
     type CTX = RequestCtx;
@@ -68,13 +65,20 @@ impl ProxyHttp for MemgateProxy {
         }
     }
 
-    /// Default: continue. Chat completions are answered here and end the request.
+    /// Default: continue. Chat completions are answered here and end the request; a request
+    /// whose length framing is ambiguous is refused before anything goes upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        if !is_chat_route(session.req_header()) {
-            return Ok(false);
+        if let Err(e) = framing::check_content_length(session.req_header()) {
+            framing::refuse(session, &e).await;
+            return Ok(true);
         }
-        chat::handle(&self.state, &self.upstream, session, ctx).await?;
-        Ok(true)
+        match route::classify(session.req_header()) {
+            Route::Other => Ok(false),
+            route => {
+                chat::handle(&self.state, &self.upstream, session, ctx, route).await?;
+                Ok(true)
+            }
+        }
     }
 
     async fn upstream_peer(
@@ -121,16 +125,10 @@ impl ProxyHttp for MemgateProxy {
                 can_reuse_downstream: false,
             };
         }
-        let code = match e.etype() {
-            ErrorType::HTTPStatus(code) => *code,
-            _ if e.esource() == &ErrorSource::Upstream => 502,
-            _ => 500,
-        };
-        if let Err(write_error) = session.respond_error(code).await {
-            tracing::debug!(error = %write_error, "cannot send the error response");
-        }
+        let error = framing::api_error_of(e);
+        framing::refuse(session, &error).await;
         FailToProxy {
-            error_code: code,
+            error_code: error.status,
             can_reuse_downstream: false,
         }
     }

@@ -4,6 +4,12 @@
 //! SSE is parsed incrementally: an event may be split anywhere, even inside a UTF-8 sequence
 //! or between `\r` and `\n`. An answer counts as complete only when the stream says so
 //! (`data: [DONE]` or a `finish_reason`), so a cut stream is never stored as a turn.
+//!
+//! The tee also says how much of what it has seen may go to the client before the turn is
+//! durable ([`ResponseTee::releasable`]): everything but the answer's end, which is the last
+//! chunk of a JSON body, or an SSE stream from the start of its `[DONE]` event on. An event
+//! that could still turn out to be `[DONE]` (`data: [DO` so far) is held until it is known,
+//! so the marker is found however the upstream splits it.
 
 use std::borrow::Cow;
 
@@ -43,6 +49,24 @@ impl ResponseTee {
         }
     }
 
+    /// How many bytes of the stream, from its start, may be sent to the client before the
+    /// turn is durable.
+    pub fn releasable(&self) -> u64 {
+        match self {
+            ResponseTee::Json(t) => t.consumed - t.last_chunk,
+            ResponseTee::Sse(t) => t.releasable(),
+        }
+    }
+
+    /// Whether the stream has said its answer is over (`data: [DONE]`), so the turn can be
+    /// stored before the upstream closes. A JSON body is over only at its end.
+    pub fn is_complete(&self) -> bool {
+        match self {
+            ResponseTee::Json(_) => false,
+            ResponseTee::Sse(t) => t.done_at.is_some(),
+        }
+    }
+
     /// The assistant text, when the answer is complete and well formed.
     pub fn finish(self) -> Option<String> {
         match self {
@@ -56,10 +80,15 @@ impl ResponseTee {
 pub struct JsonTee {
     body: Vec<u8>,
     overflow: bool,
+    consumed: u64,
+    /// The latest chunk's length: it may be the body's end, which is held back.
+    last_chunk: u64,
 }
 
 impl JsonTee {
     fn feed(&mut self, chunk: &[u8]) {
+        self.consumed += chunk.len() as u64;
+        self.last_chunk = chunk.len() as u64;
         if self.overflow || self.body.len() + chunk.len() > MAX_TEED_BYTES {
             self.overflow = true;
             self.body = Vec::new();
@@ -90,17 +119,26 @@ pub struct SseTee {
     failed: bool,
     /// Inside a line over the limit, being skipped: whether it is a `data:` line.
     overlong: Option<bool>,
+    /// Bytes fed so far.
+    consumed: u64,
+    /// Stream offset of the first line of the event being received.
+    event_start: u64,
+    /// Stream offset where the `[DONE]` event starts, once it has been seen.
+    done_at: Option<u64>,
 }
 
 impl SseTee {
     /// Every limit is applied to whole lines and whole events, so the outcome does not depend
     /// on where the network cut the stream.
     fn feed(&mut self, chunk: &[u8]) {
+        let base = self.consumed;
+        self.consumed += chunk.len() as u64;
         if self.failed {
             return;
         }
         let mut rest = chunk;
         loop {
+            let line_start = base + (chunk.len() - rest.len()) as u64;
             let end = rest.iter().position(|&b| b == b'\n');
             let piece = &rest[..end.unwrap_or(rest.len())];
             if let Some(is_data) = self.overlong {
@@ -122,9 +160,12 @@ impl SseTee {
                 }
             } else {
                 self.line.extend_from_slice(piece);
-                if end.is_some() {
+                if let Some(pos) = end {
                     let line = std::mem::take(&mut self.line);
-                    self.on_line(&line);
+                    let next_line = line_start + pos as u64 + 1;
+                    if self.on_line(&line) {
+                        self.event_start = next_line;
+                    }
                 }
             }
             match end {
@@ -134,24 +175,43 @@ impl SseTee {
         }
     }
 
-    fn on_line(&mut self, line: &[u8]) {
+    /// Takes one whole line; says whether it ended an event.
+    fn on_line(&mut self, line: &[u8]) -> bool {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             self.dispatch();
-            return;
+            return true;
         }
         let Some(value) = line.strip_prefix(b"data:") else {
-            return; // comments, `event:`, `id:`, `retry:`
+            return false; // comments, `event:`, `id:`, `retry:`
         };
         let value = value.strip_prefix(b" ").unwrap_or(value);
         if self.data.len() + value.len() + self.text.len() > MAX_TEED_BYTES {
             self.failed = true;
-            return;
+            return false;
         }
         if !self.data.is_empty() {
             self.data.push(b'\n');
         }
         self.data.extend_from_slice(value);
+        false
+    }
+
+    fn releasable(&self) -> u64 {
+        if let Some(done_at) = self.done_at {
+            return done_at;
+        }
+        if self.failed || self.overlong.is_some() {
+            // No turn will be kept from this stream: nothing to hold for.
+            return self.consumed;
+        }
+        // A line not (yet) known to be a data line adds no data.
+        let partial = self.line.strip_prefix(b"data:");
+        if could_still_be_done(&self.data, partial) {
+            self.event_start
+        } else {
+            self.consumed
+        }
     }
 
     fn dispatch(&mut self) {
@@ -162,6 +222,7 @@ impl SseTee {
         }
         if data == b"[DONE]" {
             self.done = true;
+            self.done_at.get_or_insert(self.event_start);
             return;
         }
         // Typed and borrowed: only the fields the tee needs are materialised.
@@ -188,11 +249,38 @@ impl SseTee {
         }
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.on_line(&line);
+            let _ = self.on_line(&line);
         }
         self.dispatch();
         (!self.failed && (self.done || self.finished)).then_some(self.text)
     }
+}
+
+/// Whether an event whose data so far is `data`, plus `partial` from a data line still being
+/// received, can still turn out to be `[DONE]` (surrounding whitespace allowed). Stops at the
+/// first byte that rules it out, so an ordinary JSON event costs one comparison.
+fn could_still_be_done(data: &[u8], partial: Option<&[u8]>) -> bool {
+    const DONE: &[u8] = b"[DONE]";
+    let separator: &[u8] = if !data.is_empty() && partial.is_some() {
+        b"\n"
+    } else {
+        b""
+    };
+    let mut matched = 0;
+    for &b in data
+        .iter()
+        .chain(separator)
+        .chain(partial.unwrap_or_default())
+    {
+        if b.is_ascii_whitespace() && (matched == 0 || matched == DONE.len()) {
+            continue;
+        }
+        if matched == DONE.len() || b != DONE[matched] {
+            return false;
+        }
+        matched += 1;
+    }
+    true
 }
 
 #[derive(Deserialize)]
@@ -304,6 +392,51 @@ mod tests {
                 "chunk size {size}"
             );
         }
+    }
+
+    /// The `[DONE]` event is held back however the upstream splits it; ordinary events go
+    /// out as they arrive, split or not.
+    #[test]
+    fn the_done_event_is_found_wherever_the_stream_is_cut() {
+        let stream = sse_events(&["a", "b"]);
+        let done_at = stream.find("data: [DONE]").unwrap() as u64;
+        for size in 1..=stream.len() {
+            let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+            let mut fed = 0u64;
+            for chunk in stream.as_bytes().chunks(size) {
+                tee.feed(chunk);
+                fed += chunk.len() as u64;
+                let releasable = tee.releasable();
+                assert!(releasable <= done_at, "chunk size {size}: {releasable}");
+                if fed <= done_at {
+                    // Before the marker only an unfinished line that may become it waits.
+                    let line_start = stream[..fed as usize].rfind('\n').map_or(0, |p| p + 1);
+                    let pending = &stream[line_start..fed as usize];
+                    if !"data: [DONE]".starts_with(pending) {
+                        assert_eq!(releasable, fed, "chunk size {size}, pending {pending:?}");
+                    }
+                }
+            }
+            assert_eq!(tee.releasable(), done_at, "chunk size {size}");
+            assert_eq!(tee.finish().as_deref(), Some("ab"));
+        }
+        let mut split = ResponseTee::for_content_type(Some("text/event-stream"));
+        split.feed(b"data: {\"choices\":[]}\n\ndata: [DO");
+        assert_eq!(split.releasable(), 22);
+        split.feed(b"NE]\n\n");
+        assert_eq!(split.releasable(), 22);
+        let mut padded = ResponseTee::for_content_type(Some("text/event-stream"));
+        padded.feed(b": keep-alive\n\nid: 7\ndata:   [DONE]  \r\n\r\n");
+        assert_eq!(padded.releasable(), 14);
+    }
+
+    #[test]
+    fn a_json_body_holds_back_its_last_chunk() {
+        let mut tee = ResponseTee::for_content_type(Some("application/json"));
+        tee.feed(b"{\"choices\":");
+        assert_eq!(tee.releasable(), 0);
+        tee.feed(b"[]}");
+        assert_eq!(tee.releasable(), 11);
     }
 
     #[test]

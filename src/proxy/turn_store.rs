@@ -5,31 +5,30 @@
 //! The write is bounded: a store that hangs costs the end of an answer `OUTBOX_WRITE_TIMEOUT`
 //! once, after which turns go straight to the journal for `STORE_DOWN_BACKOFF`, so an outage
 //! does not slow every answer down. The worker moves journaled turns to the outbox.
+//!
+//! A turn whose session could not be looked up (the store failed or was slow while the request
+//! was served) goes to the journal directly, by org and `memory_id`; the replay resolves it.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::app::AppState;
-use crate::journal::JournalEntry;
+use crate::journal::FinishedTurn;
 use crate::memory::now_ms;
 use crate::metrics::Metrics;
-use crate::store::TurnPayload;
 
 /// A healthy outbox insert takes about a millisecond.
 const OUTBOX_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
 /// After a failed write, turns skip the store for this long.
 const STORE_DOWN_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A completed turn, to be stored before the last bytes of its answer are sent.
-#[derive(Debug)]
-pub struct PendingTurn {
-    pub idempotency_key: String,
-    pub org_id: String,
-    pub session_id: i64,
-    pub payload: TurnPayload,
-}
-
-pub async fn persist(state: &AppState, turn: PendingTurn) {
+pub async fn persist(state: &AppState, turn: FinishedTurn) {
+    let Some(session_id) = turn.session_id else {
+        // The store could not say which session this is while the request was served: the
+        // journal keeps the turn until it can.
+        tracing::warn!(memory_id = %turn.payload.memory_id, "session unknown while the store is unavailable; journaling the turn");
+        return journal(state, turn).await;
+    };
     let recently_failed = now_ms()
         .saturating_sub(state.outbox_failed_at_ms.load(Ordering::Relaxed))
         < STORE_DOWN_BACKOFF.as_millis() as i64;
@@ -39,7 +38,7 @@ pub async fn persist(state: &AppState, turn: PendingTurn) {
         let write = state.store.enqueue_turn(
             &turn.idempotency_key,
             &turn.org_id,
-            turn.session_id,
+            session_id,
             &turn.payload,
         );
         match tokio::time::timeout(OUTBOX_WRITE_TIMEOUT, write).await {
@@ -63,17 +62,15 @@ pub async fn persist(state: &AppState, turn: PendingTurn) {
     }
     Metrics::inc(&state.metrics.turns_enqueue_failed_total);
     tracing::warn!(%error, memory_id = %turn.payload.memory_id, "cannot write a finished turn to the outbox; journaling it");
-    let entry = JournalEntry {
-        idempotency_key: turn.idempotency_key,
-        org_id: turn.org_id,
-        session_id: turn.session_id,
-        payload: turn.payload,
-    };
-    match state.journal.append(&entry).await {
+    journal(state, turn).await
+}
+
+async fn journal(state: &AppState, turn: FinishedTurn) {
+    match state.journal.append(&turn).await {
         Ok(()) => Metrics::inc(&state.metrics.turns_journaled_total),
         Err(e) => {
             Metrics::inc(&state.metrics.turns_lost_total);
-            tracing::error!(error = %e, memory_id = %entry.payload.memory_id, "turn lost: neither the outbox nor the journal took it");
+            tracing::error!(error = %e, memory_id = %turn.payload.memory_id, "turn lost: neither the outbox nor the journal took it");
         }
     }
 }

@@ -1,0 +1,129 @@
+//! Requests whose HTTP framing is broken or ambiguous: refused in the OpenAI error shape, with
+//! the status that says whose fault it is, and the connection closed.
+//!
+//! A bad chunk size, a body shorter than its length or a client that stops sending are the
+//! client's doing: 400 or 408, never a 500 that would page the operator and invite a retry of
+//! the same bytes. A list-valued `Content-Length` (`25, 25`) is refused rather than forwarded:
+//! servers disagree on how to read it, which is what request smuggling feeds on.
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::ErrorSource;
+
+use crate::error::ApiError;
+
+/// One `Content-Length` holding one decimal number, or none at all.
+pub fn check_content_length(request: &RequestHeader) -> std::result::Result<(), ApiError> {
+    let mut lengths = request.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let (Some(length), None) = (lengths.next(), lengths.next()) else {
+        return match request.headers.contains_key(http::header::CONTENT_LENGTH) {
+            true => Err(ambiguous_length()),
+            false => Ok(()),
+        };
+    };
+    let digits = length.as_bytes();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ambiguous_length());
+    }
+    Ok(())
+}
+
+fn ambiguous_length() -> ApiError {
+    ApiError::bad_request(
+        "invalid_content_length",
+        "Content-Length must be one decimal number, sent once",
+    )
+}
+
+/// What the client is told about a request that failed in Pingora's hands.
+pub fn api_error_of(e: &Error) -> ApiError {
+    match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(code), _) => ApiError::status(*code),
+        (ErrorType::ReadTimedout, ErrorSource::Downstream) => ApiError::request_timeout(),
+        (_, ErrorSource::Downstream) => ApiError::bad_request(
+            "malformed_request",
+            "the request body is malformed (bad chunked encoding, or shorter than its Content-Length)",
+        ),
+        (_, ErrorSource::Upstream) => {
+            ApiError::bad_gateway("the upstream gateway failed to answer")
+        }
+        _ => ApiError::internal("the request could not be proxied"),
+    }
+}
+
+/// Sends `error` and closes the connection: after broken framing, nothing that follows on it
+/// can be trusted to start a request. Does nothing once a response has started.
+pub async fn refuse(session: &mut Session, error: &ApiError) {
+    let body = error.body();
+    let header = ResponseHeader::build(error.status, Some(2)).and_then(|mut header| {
+        header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        Ok(header)
+    });
+    let written = match header {
+        Ok(header) => {
+            session
+                .as_downstream_mut()
+                .write_error_response(header, body)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::debug!(error = %e, "cannot send the error response");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_lengths(values: &[&str]) -> RequestHeader {
+        let mut request = RequestHeader::build("POST", b"/v1/models", None).unwrap();
+        for v in values {
+            request
+                .append_header(http::header::CONTENT_LENGTH, *v)
+                .unwrap();
+        }
+        request
+    }
+
+    #[test]
+    fn one_plain_length_or_none() {
+        assert!(check_content_length(&with_lengths(&[])).is_ok());
+        assert!(check_content_length(&with_lengths(&["25"])).is_ok());
+        for bad in [
+            &["25, 25"][..],
+            &["25", "25"],
+            &["25", "26"],
+            &["+25"],
+            &["0x19"],
+            &[""],
+            &["99999999999999999999"],
+        ] {
+            let error = check_content_length(&with_lengths(bad)).unwrap_err();
+            assert_eq!(
+                (error.status, error.code),
+                (400, "invalid_content_length"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_faults_are_4xx() {
+        let mut timed_out = Error::new(ErrorType::ReadTimedout);
+        timed_out.as_down();
+        assert_eq!(api_error_of(&timed_out).status, 408);
+        let mut bad_chunk = Error::new(ErrorType::new("InvalidChunk"));
+        bad_chunk.as_down();
+        assert_eq!(api_error_of(&bad_chunk).status, 400);
+        let mut upstream = Error::new(ErrorType::ConnectRefused);
+        upstream.as_up();
+        assert_eq!(api_error_of(&upstream).status, 502);
+        assert_eq!(
+            api_error_of(&Error::new(ErrorType::HTTPStatus(503))).status,
+            503
+        );
+    }
+}
