@@ -139,6 +139,11 @@ impl ApiError {
         )
     }
 
+    /// A client too slow with its request (see `config::ClientDeadlines`).
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(408, "invalid_request_error", "request_timeout", message)
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(422, "invalid_request_error", code, message)
     }

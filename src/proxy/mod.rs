@@ -2,6 +2,8 @@
 //! request is proxied by Pingora untouched and streamed.
 //!
 //! Phases, for a request:
+//! - `early_request_filter`: the header is in; the client's deadlines move on to the body and
+//!   the keep-alive wait (see [`deadlines`]).
 //! - `request_filter`: a chat completion is handled here whole (see [`chat`] for why), and the
 //!   phases below do not run for it; anything else continues.
 //! - `upstream_peer`: the configured gateway.
@@ -10,6 +12,7 @@
 //!   outbox here, after the client has its last byte but before the request's task ends.
 
 pub mod chat;
+pub mod deadlines;
 pub mod rewrite;
 pub mod tee;
 pub mod turn_store;
@@ -68,6 +71,17 @@ impl ProxyHttp for MemgateProxy {
         }
     }
 
+    /// Default: nothing. The header is in: its deadline ends, the body's and the keep-alive's
+    /// are set.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        deadlines::on_request_header(session, &self.state.config.proxy.deadlines());
+        Ok(())
+    }
+
     /// Default: continue. Chat completions are answered here and end the request.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         if !is_chat_route(session.req_header()) {
@@ -113,11 +127,20 @@ impl ProxyHttp for MemgateProxy {
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> FailToProxy {
         if session.response_written().is_some() {
             return FailToProxy {
                 error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        if deadlines::is_client_timeout(e) {
+            let deadlines = self.state.config.proxy.deadlines();
+            deadlines::respond_request_timeout(session, &deadlines, ctx.request_id.as_deref())
+                .await;
+            return FailToProxy {
+                error_code: 408,
                 can_reuse_downstream: false,
             };
         }
