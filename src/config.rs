@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +114,10 @@ pub struct ProxyConfig {
     /// After SIGTERM, how long requests in flight may take to finish; memgate exits as soon
     /// as none is left. The longest answer stream you expect, plus its outbox write.
     pub shutdown_grace_seconds: u64,
+    /// See [`ClientDeadlines`].
+    pub request_header_timeout_seconds: u64,
+    pub body_read_timeout_seconds: u64,
+    pub keepalive_timeout_seconds: u64,
 }
 
 impl Default for ProxyConfig {
@@ -122,7 +127,20 @@ impl Default for ProxyConfig {
             max_body_bytes: 32 * 1024 * 1024,
             threads: 0,
             shutdown_grace_seconds: 30,
+            request_header_timeout_seconds: DEFAULT_HEADER_SECONDS,
+            body_read_timeout_seconds: DEFAULT_BODY_READ_SECONDS,
+            keepalive_timeout_seconds: DEFAULT_KEEPALIVE_SECONDS,
         }
+    }
+}
+
+impl ProxyConfig {
+    pub fn deadlines(&self) -> ClientDeadlines {
+        ClientDeadlines::from_seconds(
+            self.request_header_timeout_seconds,
+            self.body_read_timeout_seconds,
+            self.keepalive_timeout_seconds,
+        )
     }
 }
 
@@ -131,6 +149,10 @@ impl Default for ProxyConfig {
 pub struct AdminConfig {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// See [`ClientDeadlines`].
+    pub request_header_timeout_seconds: u64,
+    pub body_read_timeout_seconds: u64,
+    pub keepalive_timeout_seconds: u64,
 }
 
 impl Default for AdminConfig {
@@ -138,6 +160,53 @@ impl Default for AdminConfig {
         Self {
             listen: "0.0.0.0:8081".into(),
             max_body_bytes: 4 * 1024 * 1024,
+            request_header_timeout_seconds: DEFAULT_HEADER_SECONDS,
+            body_read_timeout_seconds: DEFAULT_BODY_READ_SECONDS,
+            keepalive_timeout_seconds: DEFAULT_KEEPALIVE_SECONDS,
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn deadlines(&self) -> ClientDeadlines {
+        ClientDeadlines::from_seconds(
+            self.request_header_timeout_seconds,
+            self.body_read_timeout_seconds,
+            self.keepalive_timeout_seconds,
+        )
+    }
+}
+
+// What a user of nginx or hyper expects: hyper's `header_read_timeout`, nginx's
+// `client_body_timeout`, and a minute of keep-alive (nginx: 75 s, most balancers: 60 s).
+const DEFAULT_HEADER_SECONDS: u64 = 30;
+const DEFAULT_BODY_READ_SECONDS: u64 = 60;
+const DEFAULT_KEEPALIVE_SECONDS: u64 = 60;
+
+/// Above an hour a deadline no longer protects anything: a thousand clients could still hold
+/// a thousand connections for the whole of it.
+const MAX_DEADLINE_SECONDS: u64 = 3600;
+
+/// How long a client may take over each part of its exchange with a listener, so that slow
+/// or idle clients cannot hold connections (and their descriptors) for ever. A client that
+/// misses one is cut: with a 408 where a response can still be sent, by a close otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientDeadlines {
+    /// The whole request header, counted from the accept for a connection's first request and
+    /// from the first byte for the next ones.
+    pub request_header: Duration,
+    /// Each pause in the request body: a body may take as long as it needs while it flows.
+    pub body_read: Duration,
+    /// From the end of a response to the first byte of the next request.
+    pub keepalive: Duration,
+}
+
+impl ClientDeadlines {
+    fn from_seconds(request_header: u64, body_read: u64, keepalive: u64) -> Self {
+        Self {
+            request_header: Duration::from_secs(request_header),
+            body_read: Duration::from_secs(body_read),
+            keepalive: Duration::from_secs(keepalive),
         }
     }
 }
@@ -497,6 +566,37 @@ impl Config {
                 "must be sqlite://PATH (embedded) or postgres://… (Postgres + pgvector)".into(),
             ));
         }
+        let (p, a) = (&self.proxy, &self.admin);
+        for (section, header, body, keepalive) in [
+            (
+                "proxy",
+                p.request_header_timeout_seconds,
+                p.body_read_timeout_seconds,
+                p.keepalive_timeout_seconds,
+            ),
+            (
+                "admin",
+                a.request_header_timeout_seconds,
+                a.body_read_timeout_seconds,
+                a.keepalive_timeout_seconds,
+            ),
+        ] {
+            for (key, value) in [
+                ("request_header_timeout_seconds", header),
+                ("body_read_timeout_seconds", body),
+                ("keepalive_timeout_seconds", keepalive),
+            ] {
+                if !(1..=MAX_DEADLINE_SECONDS).contains(&value) {
+                    return Err(invalid(
+                        &format!("{section}.{key}"),
+                        format!(
+                            "{value} is not between 1 and {MAX_DEADLINE_SECONDS} seconds \
+                             (there is no \"never\": a client could hold its connection for ever)"
+                        ),
+                    ));
+                }
+            }
+        }
         if self.proxy.max_body_bytes == 0 {
             return Err(invalid("proxy.max_body_bytes", "must be above 0".into()));
         }
@@ -776,6 +876,79 @@ mod tests {
     fn the_shipped_config_file_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
         Config::load_with_env(Some(&path), &[]).unwrap();
+    }
+
+    #[test]
+    fn client_deadlines_default_to_what_nginx_users_expect_on_both_listeners() {
+        let c = Config::load_with_env(None, &[]).unwrap();
+        let expected = ClientDeadlines {
+            request_header: Duration::from_secs(30),
+            body_read: Duration::from_secs(60),
+            keepalive: Duration::from_secs(60),
+        };
+        assert_eq!(c.proxy.deadlines(), expected);
+        assert_eq!(c.admin.deadlines(), expected);
+
+        let c = Config::load_with_env(
+            None,
+            &env(&[
+                ("MEMGATE_PROXY__REQUEST_HEADER_TIMEOUT_SECONDS", "5"),
+                ("MEMGATE_ADMIN__KEEPALIVE_TIMEOUT_SECONDS", "3600"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.proxy.deadlines().request_header, Duration::from_secs(5));
+        assert_eq!(c.proxy.deadlines().keepalive, Duration::from_secs(60));
+        assert_eq!(c.admin.deadlines().keepalive, Duration::from_secs(3600));
+        assert_eq!(c.admin.deadlines().request_header, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn client_deadlines_refuse_zero_and_absurd_values() {
+        for (var, value, path) in [
+            (
+                "MEMGATE_PROXY__REQUEST_HEADER_TIMEOUT_SECONDS",
+                "0",
+                "proxy.request_header_timeout_seconds",
+            ),
+            (
+                "MEMGATE_PROXY__BODY_READ_TIMEOUT_SECONDS",
+                "86400",
+                "proxy.body_read_timeout_seconds",
+            ),
+            (
+                "MEMGATE_PROXY__KEEPALIVE_TIMEOUT_SECONDS",
+                "0",
+                "proxy.keepalive_timeout_seconds",
+            ),
+            (
+                "MEMGATE_ADMIN__REQUEST_HEADER_TIMEOUT_SECONDS",
+                "3601",
+                "admin.request_header_timeout_seconds",
+            ),
+            (
+                "MEMGATE_ADMIN__BODY_READ_TIMEOUT_SECONDS",
+                "-1",
+                "admin.body_read_timeout_seconds",
+            ),
+            (
+                "MEMGATE_ADMIN__KEEPALIVE_TIMEOUT_SECONDS",
+                "0",
+                "admin.keepalive_timeout_seconds",
+            ),
+        ] {
+            let err = Config::load_with_env(None, &env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{var}={value}: {err}");
+        }
+        let err = Config::load_with_env(
+            None,
+            &env(&[("MEMGATE_ADMIN__KEEPALIVE_TIMEOUT_SECONDS", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("between 1 and 3600 seconds"), "{err}");
     }
 
     #[test]

@@ -139,6 +139,11 @@ impl ApiError {
         )
     }
 
+    /// A client too slow with its request (see `config::ClientDeadlines`).
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(408, "invalid_request_error", "request_timeout", message)
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(422, "invalid_request_error", code, message)
     }
@@ -157,15 +162,6 @@ impl ApiError {
             "invalid_request_error",
             "method_not_allowed",
             "this endpoint does not accept that method",
-        )
-    }
-
-    pub fn request_timeout() -> Self {
-        Self::new(
-            408,
-            "invalid_request_error",
-            "request_timeout",
-            "the request was not received in time",
         )
     }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod deadlines;
 pub mod error;
 pub mod journal;
 pub mod llm;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use pingora::server::RunArgs;
+use pingora::services::listening::Service;
 
 use crate::app::{AppState, StartError};
 use crate::config::Config;
+use crate::proxy::deadlines::DeadlineApp;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::MemgateProxy;
 use crate::shutdown::DrainOnTerm;
@@ -61,7 +63,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let drain = state.drain.clone();
-    let mut service = http_proxy_service(&server.configuration, MemgateProxy::new(state, upstream));
+    let deadlines = state.config.proxy.deadlines();
+    let proxy =
+        pingora::proxy::http_proxy(&server.configuration, MemgateProxy::new(state, upstream));
+    let mut service = Service::new("memgate proxy".into(), DeadlineApp::new(proxy, deadlines));
     service.add_tcp(&proxy_listen);
     server.add_service(service);
     // The background runtime must outlive the proxy: the process exits from here without

@@ -17,12 +17,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::body_too_large()
+            } else if paused_too_long(&e) {
+                ApiError::request_timeout("the request body paused for too long")
             } else {
                 ApiError::bad_request("invalid_body", e.body_text())
             }
         })?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// The body deadline of the admin listener (see `listener.rs`) ran out.
+fn paused_too_long(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
 }
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

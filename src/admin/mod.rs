@@ -7,13 +7,13 @@ mod engines;
 mod facts;
 mod health;
 mod json_body;
+mod listener;
 mod outbox;
 mod query;
 mod sessions;
 mod usage;
 mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -98,11 +98,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     router_and_openapi(state).0
 }
 
-/// Serves the admin API on an already bound listener until the process ends. The peer's
-/// address is kept for the trusted-header check.
+/// Serves the admin API on an already bound listener until the process ends, with the
+/// client deadlines of `[admin]`.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "admin listener stopped");
-    }
+    let deadlines = state.config.admin.deadlines();
+    listener::serve(router(state), listener, deadlines).await;
 }

@@ -6,6 +6,8 @@
 //! the same bytes. A list-valued `Content-Length` (`25, 25`) is refused rather than forwarded:
 //! servers disagree on how to read it, which is what request smuggling feeds on.
 
+use std::time::Duration;
+
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::ErrorSource;
@@ -35,11 +37,18 @@ fn ambiguous_length() -> ApiError {
     )
 }
 
-/// What the client is told about a request that failed in Pingora's hands.
-pub fn api_error_of(e: &Error) -> ApiError {
+/// What the client is told about a request that failed in Pingora's hands. A read that timed
+/// out is the client's pause in its body unless it was the upstream's (`body_read` is the
+/// deadline it ran into).
+pub fn api_error_of(e: &Error, body_read: Duration) -> ApiError {
     match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(code), _) => ApiError::status(*code),
-        (ErrorType::ReadTimedout, ErrorSource::Downstream) => ApiError::request_timeout(),
+        (ErrorType::ReadTimedout, source) if source != &ErrorSource::Upstream => {
+            ApiError::request_timeout(format!(
+                "the request body paused for more than {} s",
+                body_read.as_secs()
+            ))
+        }
         (_, ErrorSource::Downstream) => ApiError::bad_request(
             "malformed_request",
             "the request body is malformed (bad chunked encoding, or shorter than its Content-Length)",
@@ -51,13 +60,17 @@ pub fn api_error_of(e: &Error) -> ApiError {
     }
 }
 
-/// Sends `error` and closes the connection: after broken framing, nothing that follows on it
-/// can be trusted to start a request. Does nothing once a response has started.
-pub async fn refuse(session: &mut Session, error: &ApiError) {
+/// Sends `error` and closes the connection: after broken framing or a stalled body, nothing
+/// that follows on it can be trusted to start a request. Does nothing once a response has
+/// started.
+pub async fn refuse(session: &mut Session, error: &ApiError, request_id: Option<&str>) {
     let body = error.body();
-    let header = ResponseHeader::build(error.status, Some(2)).and_then(|mut header| {
+    let header = ResponseHeader::build(error.status, Some(3)).and_then(|mut header| {
         header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        if let Some(request_id) = request_id {
+            header.insert_header(crate::proxy::chat::REQUEST_ID_HEADER, request_id)?;
+        }
         Ok(header)
     });
     let written = match header {
@@ -112,17 +125,21 @@ mod tests {
 
     #[test]
     fn client_faults_are_4xx() {
+        let body_read = Duration::from_secs(60);
         let mut timed_out = Error::new(ErrorType::ReadTimedout);
         timed_out.as_down();
-        assert_eq!(api_error_of(&timed_out).status, 408);
+        assert_eq!(api_error_of(&timed_out, body_read).status, 408);
+        let mut upstream_slow = Error::new(ErrorType::ReadTimedout);
+        upstream_slow.as_up();
+        assert_eq!(api_error_of(&upstream_slow, body_read).status, 502);
         let mut bad_chunk = Error::new(ErrorType::new("InvalidChunk"));
         bad_chunk.as_down();
-        assert_eq!(api_error_of(&bad_chunk).status, 400);
+        assert_eq!(api_error_of(&bad_chunk, body_read).status, 400);
         let mut upstream = Error::new(ErrorType::ConnectRefused);
         upstream.as_up();
-        assert_eq!(api_error_of(&upstream).status, 502);
+        assert_eq!(api_error_of(&upstream, body_read).status, 502);
         assert_eq!(
-            api_error_of(&Error::new(ErrorType::HTTPStatus(503))).status,
+            api_error_of(&Error::new(ErrorType::HTTPStatus(503)), body_read).status,
             503
         );
     }

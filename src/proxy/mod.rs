@@ -2,6 +2,8 @@
 //! request is proxied by Pingora untouched and streamed.
 //!
 //! Phases, for a request:
+//! - `early_request_filter`: the header is in; the client's deadlines move on to the body and
+//!   the keep-alive wait (see [`deadlines`]).
 //! - `request_filter`: a chat completion is handled here whole (see [`chat`] for why), and the
 //!   phases below do not run for it; anything else continues.
 //! - `upstream_peer`: the configured gateway.
@@ -10,6 +12,7 @@
 //!   outbox here, after the client has its last byte but before the request's task ends.
 
 pub mod chat;
+pub mod deadlines;
 pub mod framing;
 pub mod rewrite;
 pub mod route;
@@ -65,11 +68,22 @@ impl ProxyHttp for MemgateProxy {
         }
     }
 
+    /// Default: nothing. The header is in: its deadline ends, the body's and the keep-alive's
+    /// are set.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        deadlines::on_request_header(session, &self.state.config.proxy.deadlines());
+        Ok(())
+    }
+
     /// Default: continue. Chat completions are answered here and end the request; a request
     /// whose length framing is ambiguous is refused before anything goes upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         if let Err(e) = framing::check_content_length(session.req_header()) {
-            framing::refuse(session, &e).await;
+            framing::refuse(session, &e, None).await;
             return Ok(true);
         }
         match route::classify(session.req_header()) {
@@ -117,7 +131,7 @@ impl ProxyHttp for MemgateProxy {
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> FailToProxy {
         if session.response_written().is_some() {
             return FailToProxy {
@@ -125,8 +139,9 @@ impl ProxyHttp for MemgateProxy {
                 can_reuse_downstream: false,
             };
         }
-        let error = framing::api_error_of(e);
-        framing::refuse(session, &error).await;
+        let body_read = self.state.config.proxy.deadlines().body_read;
+        let error = framing::api_error_of(e, body_read);
+        framing::refuse(session, &error, ctx.request_id.as_deref()).await;
         FailToProxy {
             error_code: error.status,
             can_reuse_downstream: false,
