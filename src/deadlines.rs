@@ -202,13 +202,56 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for DeadlineStream<T> {
     }
 }
 
+/// The status of an HTTP/1 response that starts in `buf`.
+fn response_status(buf: &[u8]) -> Option<u16> {
+    let rest = buf
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| buf.strip_prefix(b"HTTP/1.0 "))?;
+    std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()
+}
+
+/// The answer to a request whose header the server could not parse, in the error shape.
+fn unparsed_header_response(status: u16) -> Vec<u8> {
+    let error = match status {
+        400 => ApiError::bad_request(
+            "invalid_request_header",
+            "the request header could not be parsed (malformed, more than 256 header fields, or too large)",
+        ),
+        _ => ApiError::status(status),
+    };
+    let body = error.body();
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    response
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineStream<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        // While a header is awaited, the server writes only to refuse one it could not parse,
+        // with an empty body and no hook to shape it (Pingora's respond_error, hyper's parse
+        // errors): the same status goes out in the error shape instead, offered once.
+        if let Some(status) = response_status(buf).filter(|_| this.phase.get() == HEADER) {
+            let response = unparsed_header_response(status);
+            return match Pin::new(&mut this.inner).poll_write(cx, &response) {
+                Poll::Ready(Ok(_)) => Poll::Ready(Ok(buf.len())),
+                other => other,
+            };
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -216,6 +259,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineStream<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.phase.get() == HEADER {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
@@ -238,6 +288,20 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     type Server = DeadlineStream<tokio::io::DuplexStream>;
+
+    #[test]
+    fn a_refusal_before_any_header_is_sent_in_the_error_shape() {
+        assert_eq!(response_status(b"HTTP/1.1 400 Bad Request\r\n"), Some(400));
+        assert_eq!(response_status(b"HTTP/1.0 431 "), Some(431));
+        assert_eq!(response_status(b"data: x"), None);
+        assert_eq!(response_status(b"HTTP/1.1 4"), None);
+        let answer = String::from_utf8(unparsed_header_response(400)).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(error["error"]["code"], "invalid_request_header");
+    }
 
     fn pair(header_ms: u64, idle_ms: u64) -> (Server, tokio::io::DuplexStream) {
         let (server, client) = tokio::io::duplex(4096);

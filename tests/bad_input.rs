@@ -607,16 +607,23 @@ async fn broken_framing_is_answered_400_in_the_error_shape() {
         assert_eq!(error["error"]["code"], "invalid_content_length");
         assert!(mock.requests().is_empty(), "{path}");
     }
-    // Over 256 headers Pingora refuses the request before any of memgate's code runs: 400, and
-    // the connection closed.
+    // A header section the server cannot parse is refused before any handler runs: in the
+    // error shape too, on both listeners, and the connection closed.
     let many: String = (0..300).map(|i| format!("X-Filler-{i}: x\r\n")).collect();
-    let answer = exchange(
-        &mg.proxy,
-        format!("GET /v1/models HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
-        false,
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    for (base, path) in [(&mg.proxy, "/v1/models"), (&mg.admin, "/memory/sessions")] {
+        for head in [
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"),
+        ] {
+            let answer = exchange(base, head.as_bytes(), false).await;
+            let (status, error) = status_and_json(&answer);
+            assert!(matches!(status, 400 | 431), "{base}: {answer}");
+            assert_eq!(
+                error["error"]["type"], "invalid_request_error",
+                "{base}: {answer}"
+            );
+        }
+    }
     assert!(mock.requests().is_empty());
     assert!(!mg.log().contains("panicked"), "{}", mg.log());
 }
