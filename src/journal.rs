@@ -324,6 +324,25 @@ mod tests {
         assert!(!path.exists());
     }
 
+    /// Lines written before sessions could be unresolved still read as they were meant.
+    #[test]
+    fn journal_lines_of_earlier_versions_still_read() {
+        let old = r#"{"idempotency_key":"a","org_id":"acme","session_id":5,"payload":{"memory_id":"m","messages":[]}}"#;
+        let turn: FinishedTurn = serde_json::from_str(old).unwrap();
+        assert_eq!(turn.session_id, Some(5));
+        assert!(!turn.unless_session_declines);
+        let unresolved = FinishedTurn {
+            session_id: None,
+            unless_session_declines: true,
+            ..entry("b")
+        };
+        let line = serde_json::to_string(&unresolved).unwrap();
+        assert_eq!(
+            serde_json::from_str::<FinishedTurn>(&line).unwrap(),
+            unresolved
+        );
+    }
+
     #[tokio::test]
     async fn a_full_journal_refuses_turns() {
         let dir = tempfile::tempdir().unwrap();

@@ -86,6 +86,8 @@ async fn handle_request(
     route: Route,
 ) -> Result<()> {
     Metrics::inc(&state.metrics.chat_requests_total);
+    // A body that fails to arrive (broken framing, a stall) ends the request as refused.
+    ctx.outcome = Outcome::ChatRejected;
     let limit = state.config.proxy.max_body_bytes;
     let Some(body) = read_body(session, limit).await? else {
         session.set_keepalive(None);
