@@ -14,14 +14,24 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 # A virtualenv for the Python clients the tests use, outside the clone so that fresh
-# checkouts reuse it; reinstalled only when the requirements change.
+# checkouts reuse it; rebuilt only when the requirements change. The requirements are
+# hash-locked: nothing but the reviewed files can land there.
 venv="${MEMGATE_PYTHON_ENV:-$HOME/.cache/memgate-python}"
 requirements="$(dirname "$0")/python-requirements.txt"
 stamp="$venv/.requirements.sha256"
 wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  # The lock's platform wheels are CPython 3.11 ones: another interpreter would fail on a
+  # hash mismatch deep in pip's output, so say it plainly first.
+  if ! python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "scripts/python-requirements.txt is locked for CPython 3.11, python3 is $(python3 -V 2>&1);" \
+      "regenerate the lock as its header says" >&2
+    exit 1
+  fi
   echo "preparing python environment in $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  # --clear: a lock installed over an older one would leave the old one's extra packages.
+  python3 -m venv --clear "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
+    --require-hashes -r "$requirements"
   echo "$wanted" > "$stamp"
 fi

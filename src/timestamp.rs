@@ -25,13 +25,21 @@ pub fn date(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// The Unix time in milliseconds of 00:00 UTC on a `YYYY-MM-DD` date.
+/// The Unix time in milliseconds of 00:00 UTC on a `YYYY-MM-DD` date (RFC 3339 `full-date`:
+/// digits only, so no sign slips through the number parser).
 pub fn parse_date(text: &str) -> Option<i64> {
-    let mut parts = text.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: u32 = parts.next()?.parse().ok()?;
-    let day: u32 = parts.next()?.parse().ok()?;
-    if text.len() != 10 || !(1..=12).contains(&month) || day == 0 {
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shaped {
+        return None;
+    }
+    let year: i64 = text[0..4].parse().ok()?;
+    let month: u32 = text[5..7].parse().ok()?;
+    let day: u32 = text[8..10].parse().ok()?;
+    if !(1..=12).contains(&month) || day == 0 {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -80,6 +88,10 @@ mod tests {
             "2026-1-1",
             "yesterday",
             "2026-11-00",
+            "+202-11-25",
+            "2026-+1-01",
+            "2026-11-+1",
+            "2026/11/25",
         ] {
             assert!(parse_date(bad).is_none(), "{bad}");
         }

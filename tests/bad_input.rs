@@ -627,3 +627,94 @@ async fn broken_framing_is_answered_400_in_the_error_shape() {
     assert!(mock.requests().is_empty());
     assert!(!mg.log().contains("panicked"), "{}", mg.log());
 }
+
+/// A NUL character (U+0000) is text like any other in a JSON body, but Postgres `text` and
+/// `jsonb` refuse it: it once failed every statement it reached (500 from the admin API,
+/// a chat turn stuck in the journal). On every store it is now kept, as U+FFFD on Postgres.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_stored_and_looked_up_on_every_store() {
+    let mock = common::mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    // The NUL itself, or U+FFFD where it stood.
+    let kept = |text: &str, with_nul: &str| text.replace('\u{FFFD}', "\0").starts_with(with_nul);
+    for (name, engine) in [("nul-mem0", "mem0"), ("nul-cognee", "cognee")] {
+        let (status, body) = mg
+            .api(
+                "POST",
+                Some(ACME_ADMIN),
+                "/memory/session/create",
+                Some(json!({"session_name": name, "engine_name": engine})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = mg
+            .api(
+                "POST",
+                Some(ACME_ADMIN),
+                "/memory/session/add",
+                Some(json!({"memory_id": name, "messages": [
+                    {"role": "user", "content": "Al\u{0}ice works with Bob on Atlas."}
+                ]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let facts = mg.facts(ACME_ADMIN, name).await;
+        assert!(
+            facts.iter().any(|f| kept(f, "Al\0ice works with Bob")),
+            "{name}: {facts:?}"
+        );
+        let (status, body) = mg
+            .api(
+                "POST",
+                Some(ACME_ADMIN),
+                "/memory/session/search",
+                Some(json!({"memory_id": name, "query": "Who does Al\u{0}ice work with?"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let (status, body) = mg
+            .api(
+                "DELETE",
+                Some(ACME_ADMIN),
+                &format!("/memory/session/{name}/facts/a%00b"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("fact_not_found")),
+            "{name}: {body}"
+        );
+        let (status, body) = mg
+            .api(
+                "GET",
+                Some(ACME_ADMIN),
+                &format!("/memory/session/{name}/history?fact_id=a%00b"),
+                None,
+            )
+            .await;
+        assert_eq!((status, &body["total"]), (200, &json!(0)), "{name}: {body}");
+    }
+
+    // A chat turn with one goes through the outbox and is remembered.
+    let response = mg
+        .chat(
+            ACME_MEMBER,
+            user_chat(
+                Some("nul-mem0"),
+                "I drink co\u{0}ffee every morning.",
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let facts = mg
+        .wait_for_fact(ACME_MEMBER, "nul-mem0", "every morning")
+        .await;
+    assert!(
+        facts
+            .iter()
+            .any(|f| kept(f, "I drink co\0ffee every morning")),
+        "{facts:?}"
+    );
+}

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Every endpoint of SEED.md's Management API table, plus history and fact deletion.
 const ENDPOINTS: &[(&str, &str)] = &[
@@ -83,6 +83,10 @@ async fn openapi_document_is_valid_complete_and_true() {
                 .as_u16();
             let open = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
             assert_eq!(status, if open { 200 } else { 401 }, "{method} {path}");
+            // The document says the same: the open ones lift the API-wide bearer requirement.
+            let security = &ops[method.as_str()]["security"];
+            let expected = if open { json!([{}]) } else { Value::Null };
+            assert_eq!(security, &expected, "{method} {path}: security");
             documented += 1;
         }
     }

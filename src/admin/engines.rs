@@ -7,13 +7,14 @@ use axum::Json;
 
 use crate::app::AppState;
 
+use super::responses::KeyErrors;
 use super::views::{EngineList, EngineView};
 use super::Caller;
 use crate::memory::{COGNEE_ENGINE, MEM0_ENGINE};
 
 /// Engines with their backends and search types; `available` says which can be created here.
 #[utoipa::path(get, path = "/memory/engines", operation_id = "list_engines", tag = "sessions",
-    responses((status = 200, body = EngineList), (status = 401, body = super::views::ErrorBody)))]
+    responses((status = 200, body = EngineList), KeyErrors))]
 pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<EngineList> {
     let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
     Json(EngineList {

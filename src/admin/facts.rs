@@ -7,9 +7,14 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-use super::query::{HistoryPage, Page, PathParams, QueryParams};
+use super::query::{HistoryPage, MemoryId, Page, PathParams, QueryParams};
+use super::responses::{
+    AdminOnly, BodyErrors, KeyErrors, StorageError, BAD_QUERY, NO_SESSION, UPSTREAM_FAILED,
+};
 use super::sessions::owned_session;
 use super::views::{
     AddResult, Answer, ErrorBody, FactDeleted, FactList, HistoryList, SearchResult,
@@ -31,18 +36,67 @@ const MAX_SEARCH_LIMIT: usize = 100;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddFacts {
+    #[schema(value_type = MemoryId)]
     memory_id: String,
-    /// Chat messages (`role` and text `content`, a string or text parts), as in a chat
-    /// completion; the facts worth keeping are extracted from them.
-    #[schema(value_type = Vec<Object>)]
+    /// Chat messages as in a chat completion; the facts worth keeping are extracted from
+    /// them.
+    #[schema(value_type = Vec<ChatMessage>, min_items = 1)]
     messages: Vec<Value>,
+}
+
+/// A chat message; other keys (`name`, …) are ignored.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only describes `AddFacts::messages`, read by `add`"
+)]
+struct ChatMessage {
+    /// `system`, `user`, `assistant`, …
+    role: String,
+    content: MessageContent,
+}
+
+/// A message's `content`, as the proxy reads it too ([`content_text`]).
+struct MessageContent;
+
+impl utoipa::PartialSchema for MessageContent {
+    fn schema() -> RefOr<Schema> {
+        let parts = ArrayBuilder::new()
+            .items(TextPart::schema())
+            .min_items(Some(1));
+        OneOfBuilder::new()
+            .description(Some(
+                "A string, or text parts. Parts of other types (images, …) may come along and \
+                 are skipped, but at least one text part is needed.",
+            ))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(parts)
+            .into()
+    }
+}
+
+impl ToSchema for MessageContent {}
+
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "only describes `MessageContent`")]
+struct TextPart {
+    #[schema(value_type = TextPartType, inline)]
+    r#type: String,
+    text: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only describes `TextPart::type`")]
+enum TextPartType {
+    Text,
 }
 
 /// Ingests messages into a session without a chat turn.
 #[utoipa::path(post, path = "/memory/session/add", operation_id = "add_memory", tag = "facts", request_body = AddFacts,
-    responses((status = 200, body = AddResult), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = AddResult), (status = 404, description = NO_SESSION, body = ErrorBody),
+        (status = 502, description = UPSTREAM_FAILED, body = ErrorBody),
+        BodyErrors, KeyErrors, StorageError))]
 pub async fn add(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -82,15 +136,32 @@ pub async fn add(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFacts {
+    #[schema(value_type = MemoryId)]
     memory_id: String,
     query: String,
-    /// Results wanted, 1..=100; the session's `top_k` when absent.
+    /// Results wanted; the session's `top_k` when absent.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// mem0 sessions: `FACTS` (the default). cognee sessions: `GRAPH_COMPLETION` (the
-    /// default), `CHUNKS` or `SUMMARIES`.
+    /// default), `CHUNKS` or `SUMMARIES`. Another engine's type answers 422
+    /// (`unsupported_search_type`). Matched without regard to case.
     #[serde(default)]
+    #[schema(value_type = Option<SearchType>)]
     search_type: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+#[expect(
+    dead_code,
+    reason = "only describes `SearchFacts::search_type`, read by `search`"
+)]
+enum SearchType {
+    Facts,
+    GraphCompletion,
+    Chunks,
+    Summaries,
 }
 
 /// Searches a session. mem0: questions by meaning, keyword-like queries by meaning fused
@@ -99,9 +170,9 @@ pub struct SearchFacts {
 /// (from chunks when the graph cannot answer; `answered_by` and `fallback` say so); CHUNKS
 /// and SUMMARIES return the turns' nearest chunks or summaries.
 #[utoipa::path(post, path = "/memory/session/search", operation_id = "search_memory", tag = "facts", request_body = SearchFacts,
-    responses((status = 200, body = SearchResult), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = SearchResult), (status = 404, description = NO_SESSION, body = ErrorBody),
+        (status = 502, description = UPSTREAM_FAILED, body = ErrorBody),
+        BodyErrors, KeyErrors, StorageError))]
 pub async fn search(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -206,9 +277,9 @@ pub async fn search(
 
 /// Every fact of a session, oldest first; facts past the session's TTL are not listed.
 #[utoipa::path(get, path = "/memory/session/{memory_id}/facts", operation_id = "list_facts", tag = "facts",
-    params(("memory_id" = String, Path), Page),
-    responses((status = 200, body = FactList), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("memory_id" = MemoryId, Path), Page),
+    responses((status = 200, body = FactList), (status = 400, description = BAD_QUERY, body = ErrorBody),
+        (status = 404, description = NO_SESSION, body = ErrorBody), KeyErrors, StorageError))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -251,9 +322,10 @@ pub async fn list(
 
 /// Deletes one fact (admin keys only); the deletion is kept in the history.
 #[utoipa::path(delete, path = "/memory/session/{memory_id}/facts/{fact_id}", operation_id = "delete_fact", tag = "facts",
-    params(("memory_id" = String, Path), ("fact_id" = String, Path)),
-    responses((status = 200, body = FactDeleted), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("memory_id" = MemoryId, Path), ("fact_id" = String, Path)),
+    responses((status = 200, body = FactDeleted),
+        (status = 404, description = "No such session (`memory_session_not_found`) or no such fact in it (`fact_not_found`).", body = ErrorBody),
+        KeyErrors, AdminOnly, StorageError))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -296,9 +368,9 @@ pub async fn delete(
 
 /// The ADD, UPDATE and DELETE events of a session's facts, oldest first.
 #[utoipa::path(get, path = "/memory/session/{memory_id}/history", operation_id = "get_history", tag = "facts",
-    params(("memory_id" = String, Path), HistoryPage),
-    responses((status = 200, body = HistoryList), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("memory_id" = MemoryId, Path), HistoryPage),
+    responses((status = 200, body = HistoryList), (status = 400, description = BAD_QUERY, body = ErrorBody),
+        (status = 404, description = NO_SESSION, body = ErrorBody), KeyErrors, StorageError))]
 pub async fn history(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -1,4 +1,5 @@
-//! Liveness, readiness and metrics.
+//! Liveness, readiness and metrics. Open: no key is needed, so probes and scrapers work
+//! without one.
 
 use std::sync::Arc;
 
@@ -6,41 +7,80 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use http::StatusCode;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    pub status: LivenessStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LivenessStatus {
+    Ok,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`; `degraded` while the store does not answer (the proxy still serves, without
+    /// memory); `draining` once a SIGTERM is shutting the process down (with 503).
+    pub status: ReadinessStatus,
+    /// Why the store counts as unavailable, when `degraded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessStatus {
+    Ready,
+    Degraded,
+    Draining,
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = Liveness)))]
 pub async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+    Json(Liveness {
+        status: LivenessStatus::Ok,
+    })
 }
 
 /// Ready while the proxy can serve: a store that does not answer makes memory requests go
 /// on without context (and turns wait in the journal), which is better than no LLM traffic
 /// at all, so it is reported (`degraded`) but keeps the instance in rotation. Not ready once
 /// a SIGTERM is draining the process, so load balancers stop sending to it.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "Ready or degraded", body = Readiness),
+        (status = 503, description = "Draining", body = Readiness)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if state.drain.is_draining() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "draining"})),
-        );
+        let draining = Readiness {
+            status: ReadinessStatus::Draining,
+            store: None,
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(draining));
     }
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => (
-            StatusCode::OK,
-            Json(json!({"status": "degraded", "store": format!("unavailable: {e}")})),
-        ),
-    }
+    let readiness = match state.store.ping().await {
+        Ok(()) => Readiness {
+            status: ReadinessStatus::Ready,
+            store: None,
+        },
+        Err(e) => Readiness {
+            status: ReadinessStatus::Degraded,
+            store: Some(format!("unavailable: {e}")),
+        },
+    };
+    (StatusCode::OK, Json(readiness))
 }
 
 /// Prometheus metrics, in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let outbox = state.store.outbox_counts().await.ok();
     let graph_purges = state.store.graph_purge_counts().await.ok();

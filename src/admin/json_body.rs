@@ -1,6 +1,7 @@
 //! A JSON body extractor whose errors have the API's shape and name the offending field.
 //! The content type is not checked: SEED's curl examples send JSON with curl's default
-//! form content type, and they must work as written.
+//! form content type, and they must work as written. Every body is a JSON object: serde
+//! would also fill a struct from an array of its fields in order, which no client means.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -36,7 +37,11 @@ fn paused_too_long(e: &(dyn std::error::Error + 'static)) -> bool {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut de) {
-        Ok(value) => Ok(value),
+        Ok(value) if is_object(bytes) => Ok(value),
+        Ok(_) => Err(ApiError::unprocessable(
+            "invalid_field",
+            "the request body must be a JSON object",
+        )),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -55,6 +60,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     }
+}
+
+/// Whether the JSON text (already parsed) is an object.
+fn is_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b" \t\n\r".contains(b)) == Some(&b'{')
 }
 
 #[cfg(test)]
@@ -79,5 +89,10 @@ mod tests {
         assert!(e.message.contains("memory_id"), "{}", e.message);
         let e = parse::<Body>(b"{nope").unwrap_err();
         assert_eq!((e.status, e.code), (400, "invalid_json"));
+        // Fields in order, as an array, once made a body.
+        let e = parse::<Body>(br#"["a", 1]"#).unwrap_err();
+        assert_eq!((e.status, e.code), (422, "invalid_field"));
+        assert!(e.message.contains("JSON object"), "{}", e.message);
+        assert!(parse::<Body>(b" \n{\"memory_id\": \"a\"}").is_ok());
     }
 }

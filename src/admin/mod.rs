@@ -10,6 +10,7 @@ mod json_body;
 mod listener;
 mod outbox;
 mod query;
+mod responses;
 mod sessions;
 mod usage;
 mod views;
@@ -36,6 +37,8 @@ pub use json_body::JsonBody;
         title = "memgate management API",
         description = "Memory sessions, their facts and history. Every call is scoped to the org of the caller's key; another org's sessions answer 404. Errors have the shape {\"error\":{\"message\",\"type\",\"code\"}}."
     ),
+    // Named by `value_type` only, so not collected from the handlers.
+    components(schemas(query::MemoryId, crate::store::OutboxState)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(

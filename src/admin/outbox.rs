@@ -9,17 +9,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::query::{Page, PathParams, QueryParams};
+use super::responses::{AdminOnly, KeyErrors, StorageError, BAD_QUERY};
 use super::views::ErrorBody;
 use super::Caller;
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::store::OutboxEntry;
+use crate::store::{OutboxEntry, OutboxState};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    /// `dead` (default), `pending` or `done`.
+    /// `dead` when absent.
+    #[param(value_type = Option<OutboxState>, inline)]
     state: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
@@ -29,6 +31,7 @@ pub struct OutboxQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct OutboxList {
+    #[schema(value_type = OutboxState)]
     pub state: String,
     pub turns: Vec<OutboxEntry>,
     pub total: i64,
@@ -39,14 +42,16 @@ pub struct OutboxList {
 #[derive(Serialize, ToSchema)]
 pub struct OutboxRetried {
     pub id: i64,
+    /// Always `pending`.
+    #[schema(value_type = OutboxState)]
     pub state: String,
 }
 
 /// The org's turns in one state of the ingestion queue, oldest first (admin keys only).
 #[utoipa::path(get, path = "/memory/outbox", tag = "operations", operation_id = "list_outbox",
     params(OutboxQuery),
-    responses((status = 200, body = OutboxList), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = OutboxList), (status = 400, description = BAD_QUERY, body = ErrorBody),
+        KeyErrors, AdminOnly, StorageError))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -81,8 +86,9 @@ pub async fn list(
 /// Sends a dead turn back to the queue with a fresh attempt budget (admin keys only).
 #[utoipa::path(post, path = "/memory/outbox/{id}/retry", tag = "operations",
     operation_id = "retry_outbox", params(("id" = i64, Path)),
-    responses((status = 200, body = OutboxRetried), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OutboxRetried),
+        (status = 404, description = "No dead turn of that id in the org's outbox (`turn_not_found`).", body = ErrorBody),
+        KeyErrors, AdminOnly, StorageError))]
 pub async fn retry(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -113,8 +119,9 @@ pub struct JournalBacklog {
 /// down, which is when the journal fills.
 #[utoipa::path(get, path = "/memory/outbox/journal", tag = "operations",
     operation_id = "journal_backlog",
-    responses((status = 200, body = JournalBacklog), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 500, body = ErrorBody)))]
+    responses((status = 200, body = JournalBacklog),
+        (status = 500, description = "The journal file could not be read (`internal_error`).", body = ErrorBody),
+        KeyErrors, AdminOnly))]
 pub async fn journal(
     State(state): State<Arc<AppState>>,
     caller: Caller,

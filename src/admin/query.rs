@@ -4,7 +4,7 @@ use axum::extract::{FromRequestParts, Path};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 
@@ -78,6 +78,16 @@ pub struct HistoryPage {
     pub offset: Option<i64>,
     pub fact_id: Option<String>,
 }
+
+/// A session's name, which callers pass as `memory_id`; anything else names no session
+/// (404).
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$", example = "user-alice")]
+#[expect(
+    dead_code,
+    reason = "only describes the parameter; handlers take a String"
+)]
+pub struct MemoryId(String);
 
 /// Path segments; a segment that does not decode names nothing, hence 404.
 pub struct PathParams<T>(pub T);

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::query::{Page, PathParams, QueryParams};
+use super::query::{MemoryId, Page, PathParams, QueryParams};
+use super::responses::{AdminOnly, BodyErrors, KeyErrors, StorageError, BAD_QUERY, NO_SESSION};
 use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
@@ -21,13 +22,28 @@ use crate::store::SessionStats;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
-    /// Becomes the session's `memory_id`: `[A-Za-z0-9._:@-]{1,128}`, unique in the org.
+    /// Becomes the session's `memory_id`; unique in the org.
+    #[schema(value_type = MemoryId)]
     session_name: String,
-    /// `mem0` or `cognee` (see GET /memory/engines).
+    /// See GET /memory/engines.
+    #[schema(value_type = EngineName)]
     engine_name: String,
+    /// Unset keys take the server's defaults. A cognee session refuses `fact_ttl_seconds`
+    /// and `max_facts` (422 `unsupported_setting`): its graph has neither.
     #[serde(default)]
     #[schema(value_type = Option<SessionConfig>)]
     config: Option<Value>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(
+    dead_code,
+    reason = "only describes `engine_name`, checked by `check_engine`"
+)]
+enum EngineName {
+    Mem0,
+    Cognee,
 }
 
 /// Creates a memory session in the caller's org (admin keys only).
@@ -35,9 +51,8 @@ pub struct CreateSession {
     request_body = CreateSession,
     responses(
         (status = 201, body = SessionView),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, description = "the org already has a session of that name", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 409, description = "The org already has a session of that name (`already_exists`).", body = ErrorBody),
+        BodyErrors, KeyErrors, AdminOnly, StorageError))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -83,8 +98,9 @@ fn check_engine(name: &str) -> Result<(), ApiError> {
 
 /// The caller's org's sessions, oldest first.
 #[utoipa::path(get, path = "/memory/sessions", operation_id = "list_sessions", tag = "sessions", params(Page),
-    responses((status = 200, body = SessionList), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SessionList),
+        (status = 400, description = BAD_QUERY, body = ErrorBody),
+        KeyErrors, StorageError))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -108,9 +124,9 @@ pub async fn list(
 
 /// A session's engine, config, counts and timestamps.
 #[utoipa::path(get, path = "/memory/session/{memory_id}", operation_id = "get_session", tag = "sessions",
-    params(("memory_id" = String, Path)),
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    params(("memory_id" = MemoryId, Path)),
+    responses((status = 200, body = SessionView), (status = 404, description = NO_SESSION, body = ErrorBody),
+        KeyErrors, StorageError))]
 pub async fn details(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -125,24 +141,42 @@ pub async fn details(
 #[serde(deny_unknown_fields)]
 pub struct PatchSession {
     /// Merged into the current config (JSON merge patch): a key set to null goes back to
-    /// its default.
+    /// its default, an absent key keeps its value.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<SessionConfigPatch>)]
     config: Option<Value>,
-    /// Accepted only when it names the session's current engine.
+    /// Accepted only when it names the session's current engine (409 otherwise).
     #[serde(default)]
     engine_name: Option<String>,
-    /// Accepted only when it is the session's current name.
+    /// Accepted only when it is the session's current name (409 otherwise).
     #[serde(default)]
     session_name: Option<String>,
 }
 
+/// The keys of [`SessionConfig`], each of which may also be null (back to its default).
+/// A cognee session refuses `fact_ttl_seconds` and `max_facts` (422 `unsupported_setting`).
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only describes `PatchSession::config`, read by `SessionConfig::merged`"
+)]
+struct SessionConfigPatch {
+    #[schema(minimum = 1, maximum = 50)]
+    top_k: Option<usize>,
+    retrieval: Option<bool>,
+    store_memory: Option<bool>,
+    #[schema(minimum = 1, maximum = 9223372036854775_u64)]
+    fact_ttl_seconds: Option<u64>,
+    #[schema(minimum = 1, maximum = 1000000)]
+    max_facts: Option<u64>,
+}
+
 /// Changes a session's config (admin keys only). The engine cannot change: 409.
 #[utoipa::path(patch, path = "/memory/session/{memory_id}", operation_id = "update_session", tag = "sessions",
-    params(("memory_id" = String, Path)), request_body = PatchSession,
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("memory_id" = MemoryId, Path)), request_body = PatchSession,
+    responses((status = 200, body = SessionView), (status = 404, description = NO_SESSION, body = ErrorBody),
+        (status = 409, description = "`engine_name` or `session_name` differs from the session's (`engine_immutable`, `session_name_immutable`).", body = ErrorBody),
+        BodyErrors, KeyErrors, AdminOnly, StorageError))]
 pub async fn patch(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -189,9 +223,9 @@ pub async fn patch(
 
 /// Deletes a session with every fact, history event and pending turn (admin keys only).
 #[utoipa::path(delete, path = "/memory/session/{memory_id}", operation_id = "delete_session", tag = "sessions",
-    params(("memory_id" = String, Path)),
-    responses((status = 200, body = SessionDeleted), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("memory_id" = MemoryId, Path)),
+    responses((status = 200, body = SessionDeleted), (status = 404, description = NO_SESSION, body = ErrorBody),
+        KeyErrors, AdminOnly, StorageError))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -228,4 +262,37 @@ pub async fn owned_session(
         .find_session(&caller.0.org, memory_id)
         .await?
         .ok_or_else(|| ApiError::session_not_found(memory_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    /// The patch takes the config's keys with the config's ranges, each also nullable.
+    #[test]
+    fn the_patch_schema_follows_the_config() {
+        let patch = serde_json::to_value(SessionConfigPatch::schema()).unwrap();
+        let config = serde_json::to_value(SessionConfig::schema()).unwrap();
+        let keys = |v: &Value| {
+            let mut keys: Vec<String> = v["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&patch), keys(&config));
+        for key in keys(&config) {
+            for bound in ["minimum", "maximum"] {
+                assert_eq!(
+                    patch["properties"][&key][bound], config["properties"][&key][bound],
+                    "{key}.{bound}"
+                );
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::query::QueryParams;
+use super::responses::{AdminOnly, KeyErrors, StorageError, BAD_QUERY};
 use super::views::ErrorBody;
 use super::Caller;
 use crate::app::AppState;
@@ -25,18 +26,31 @@ const MAX_DAYS: i64 = 366;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// First day, `YYYY-MM-DD` (UTC); 30 days before `to` when absent.
+    /// First day (UTC); 30 days before `to` when absent. At most 366 days before `to`, and
+    /// not after it (400 otherwise).
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day, included; today when absent.
+    #[param(format = Date)]
     to: Option<String>,
     /// `session` to break the report down by memory session too.
+    #[param(value_type = Option<UsageBreakdown>, inline)]
     by: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only describes `UsageQuery::by`")]
+enum UsageBreakdown {
+    Session,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct UsageReport {
     pub org: String,
+    #[schema(format = Date)]
     pub from: String,
+    #[schema(format = Date)]
     pub to: String,
     pub rows: Vec<UsageRow>,
     pub total_calls: i64,
@@ -47,8 +61,8 @@ pub struct UsageReport {
 /// The org's platform spend by UTC day, kind of call and model (admin keys only).
 #[utoipa::path(get, path = "/memory/usage", tag = "operations", operation_id = "usage_report",
     params(UsageQuery),
-    responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = UsageReport), (status = 400, description = BAD_QUERY, body = ErrorBody),
+        KeyErrors, AdminOnly, StorageError))]
 pub async fn report(
     State(state): State<Arc<AppState>>,
     caller: Caller,

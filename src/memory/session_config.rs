@@ -9,6 +9,8 @@ use crate::error::ApiError;
 
 pub const MAX_TOP_K: usize = 50;
 pub const MAX_FACTS_CAP: u64 = 1_000_000;
+/// The longest fact TTL: its milliseconds still fit the i64 timestamps it is compared with.
+pub const MAX_FACT_TTL_SECONDS: u64 = (i64::MAX / 1000) as u64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -21,7 +23,7 @@ pub struct SessionConfig {
     /// What `store_memory` means when a request leaves it out.
     pub store_memory: bool,
     /// Facts not written for this long are neither injected nor listed, and are purged.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9223372036854775_u64)]
     pub fact_ttl_seconds: Option<u64>,
     /// Facts kept at most; the least recently written go first.
     #[schema(minimum = 1, maximum = 1000000)]
@@ -95,8 +97,14 @@ impl SessionConfig {
         if self.top_k.is_some_and(|k| k == 0 || k > MAX_TOP_K) {
             return field("top_k", &format!("must be between 1 and {MAX_TOP_K}"));
         }
-        if self.fact_ttl_seconds == Some(0) {
-            return field("fact_ttl_seconds", "must be at least 1");
+        if self
+            .fact_ttl_seconds
+            .is_some_and(|t| t == 0 || t > MAX_FACT_TTL_SECONDS)
+        {
+            return field(
+                "fact_ttl_seconds",
+                &format!("must be between 1 and {MAX_FACT_TTL_SECONDS}"),
+            );
         }
         if self.max_facts.is_some_and(|n| n == 0 || n > MAX_FACTS_CAP) {
             return field(
@@ -127,10 +135,13 @@ impl SessionConfig {
         Ok(())
     }
 
-    /// The oldest `updated_at` (ms) a fact may have and still count, when a TTL is set.
+    /// The oldest `updated_at` (ms) a fact may have and still count, when a TTL is set. A
+    /// TTL too long for the clock (stored before it was capped) keeps every fact.
     pub fn fresh_since(&self, now_ms: i64) -> Option<i64> {
-        self.fact_ttl_seconds
-            .map(|ttl| now_ms.saturating_sub((ttl as i64).saturating_mul(1000)))
+        self.fact_ttl_seconds.map(|ttl| {
+            let ttl_ms = i64::try_from(ttl).unwrap_or(i64::MAX).saturating_mul(1000);
+            now_ms.saturating_sub(ttl_ms)
+        })
     }
 }
 
@@ -167,6 +178,19 @@ mod tests {
     }
 
     #[test]
+    fn documented_ranges_are_the_checked_ones() {
+        let schema =
+            serde_json::to_value(<SessionConfig as utoipa::PartialSchema>::schema()).unwrap();
+        let field = |name: &str| &schema["properties"][name];
+        assert_eq!(field("top_k")["maximum"], json!(MAX_TOP_K));
+        assert_eq!(field("max_facts")["maximum"], json!(MAX_FACTS_CAP));
+        assert_eq!(
+            field("fact_ttl_seconds")["maximum"],
+            json!(MAX_FACT_TTL_SECONDS)
+        );
+    }
+
+    #[test]
     fn ttl_cutoff() {
         let c = SessionConfig {
             fact_ttl_seconds: Some(2),
@@ -174,5 +198,25 @@ mod tests {
         };
         assert_eq!(c.fresh_since(10_000), Some(8_000));
         assert_eq!(SessionConfig::default().fresh_since(10_000), None);
+        // A TTL past i64 once wrapped to a negative one: every fact expired, and was purged.
+        for ttl in [MAX_FACT_TTL_SECONDS, 1 << 63, u64::MAX] {
+            let c = SessionConfig {
+                fact_ttl_seconds: Some(ttl),
+                ..Default::default()
+            };
+            assert!(
+                c.fresh_since(10_000).unwrap() < -9_000_000_000_000_000,
+                "{ttl}"
+            );
+        }
+        assert!(
+            SessionConfig::from_request(json!({"fact_ttl_seconds": MAX_FACT_TTL_SECONDS})).is_ok()
+        );
+        let e = SessionConfig::from_request(json!({"fact_ttl_seconds": 1u64 << 63})).unwrap_err();
+        assert!(
+            e.message.contains("config.fact_ttl_seconds"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -104,7 +104,7 @@ pub struct SessionStats {
 pub struct OutboxEntry {
     pub id: i64,
     pub memory_id: String,
-    /// `pending`, `done` or `dead`.
+    #[schema(value_type = OutboxState)]
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
@@ -116,10 +116,21 @@ pub struct OutboxEntry {
     pub next_attempt_at: i64,
 }
 
+/// A turn's state in the outbox: waiting for (another) ingestion attempt, ingested, or
+/// failed for good (a dead letter, which can be retried).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum OutboxState {
+    Pending,
+    Done,
+    Dead,
+}
+
 /// Platform spend of one org for one day, kind of call and model (and session, when asked).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct UsageRow {
     /// UTC date, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub day: String,
     /// `query_embedding`, `fact_embedding`, `extraction`, `memory_update`, `graph_embedding`,
     /// `graph_extraction`, `summary` or `graph_completion`.

@@ -3,10 +3,13 @@
 //! through Postgres full text. Every statement that touches memory data is scoped by
 //! `org_id` in its WHERE clause.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use pgvector::Vector;
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, QueryBuilder, Row, Transaction};
@@ -24,6 +27,51 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 const SESSION_COLUMNS: &str =
     "id, org_id, memory_id, engine, config, fact_count, created_at, updated_at";
+
+/// Postgres `text` and `jsonb` cannot hold U+0000, which HTTP bodies, SQLite and the rest of
+/// memgate carry like any other character. Text bound here gets U+FFFD (the replacement
+/// character) in its place: stored text keeps its shape, and a key looked up with a NUL in it
+/// finds what was stored under that key, or nothing, instead of failing the statement.
+pub(super) fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Keys to look up, each [`storable`]; borrowed when none has a NUL.
+pub(super) fn storable_keys(keys: &[String]) -> Cow<'_, [String]> {
+    if keys.iter().any(|k| k.contains('\0')) {
+        Cow::Owned(keys.iter().map(|k| storable(k).into_owned()).collect())
+    } else {
+        Cow::Borrowed(keys)
+    }
+}
+
+/// `value` as JSON that `jsonb` takes: every string and key [`storable`].
+pub(super) fn storable_json<T: Serialize + ?Sized>(value: &T) -> Result<Json<Value>, StoreError> {
+    fn scrub(value: &mut Value) {
+        match value {
+            Value::String(s) if s.contains('\0') => *s = storable(s).into_owned(),
+            Value::Array(items) => items.iter_mut().for_each(scrub),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, v)| (storable(&k).into_owned(), v))
+                        .collect();
+                }
+                map.values_mut().for_each(scrub);
+            }
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode as JSON: {e}")))?;
+    scrub(&mut value);
+    Ok(Json(value))
+}
 
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
@@ -471,7 +519,7 @@ impl PostgresStore {
                     .bind(&id)
                     .bind(org_id)
                     .bind(session_id)
-                    .bind(text)
+                    .bind(storable(text))
                     .bind(Vector::from(embedding.clone()))
                     .bind(now)
                     .execute(&mut *tx)
@@ -498,7 +546,7 @@ impl PostgresStore {
                     let old: Option<String> = sqlx::query_scalar(
                         "SELECT text FROM facts WHERE id = $1 AND org_id = $2 AND session_id = $3 FOR UPDATE",
                     )
-                    .bind(fact_id)
+                    .bind(storable(fact_id))
                     .bind(org_id)
                     .bind(session_id)
                     .fetch_optional(&mut *tx)
@@ -508,10 +556,10 @@ impl PostgresStore {
                         "UPDATE facts SET text = $1, embedding = $2, updated_at = $3
                          WHERE id = $4 AND org_id = $5 AND session_id = $6",
                     )
-                    .bind(text)
+                    .bind(storable(text))
                     .bind(Vector::from(embedding.clone()))
                     .bind(now)
-                    .bind(fact_id)
+                    .bind(storable(fact_id))
                     .bind(org_id)
                     .bind(session_id)
                     .execute(&mut *tx)
@@ -534,7 +582,7 @@ impl PostgresStore {
                     let old: Option<String> = sqlx::query_scalar(
                         "DELETE FROM facts WHERE id = $1 AND org_id = $2 AND session_id = $3 RETURNING text",
                     )
-                    .bind(fact_id)
+                    .bind(storable(fact_id))
                     .bind(org_id)
                     .bind(session_id)
                     .fetch_optional(&mut *tx)
@@ -630,7 +678,7 @@ impl PostgresStore {
         )
         .bind(&session.org_id)
         .bind(session.id)
-        .bind(fact_id)
+        .bind(fact_id.map(storable))
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
@@ -641,7 +689,7 @@ impl PostgresStore {
         )
         .bind(&session.org_id)
         .bind(session.id)
-        .bind(fact_id)
+        .bind(fact_id.map(storable))
         .fetch_one(&self.pool)
         .await?;
         let events = rows
@@ -669,7 +717,7 @@ impl PostgresStore {
         .bind(idempotency_key)
         .bind(org_id)
         .bind(session_id)
-        .bind(Json(payload))
+        .bind(storable_json(payload)?)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -746,7 +794,7 @@ impl PostgresStore {
         )
         .bind(state)
         .bind(next)
-        .bind(error)
+        .bind(storable(error))
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)
@@ -914,10 +962,10 @@ async fn insert_history(
     )
     .bind(org_id)
     .bind(session_id)
-    .bind(fact_id)
+    .bind(storable(fact_id))
     .bind(event)
-    .bind(old_text)
-    .bind(new_text)
+    .bind(old_text.map(storable))
+    .bind(new_text.map(storable))
     .bind(reason)
     .bind(at)
     .execute(&mut **tx)

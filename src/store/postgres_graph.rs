@@ -11,7 +11,7 @@ use super::graph_items::{
     GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
     ScoredGraphItem,
 };
-use super::postgres::{lock_live_session, PostgresStore};
+use super::postgres::{lock_live_session, storable, storable_json, storable_keys, PostgresStore};
 use crate::error::StoreError;
 use crate::memory::{now_ms, Session};
 
@@ -63,17 +63,17 @@ impl PostgresStore {
                    AND graph_items.session_id = EXCLUDED.session_id
                  RETURNING (xmax = 0)"
             ))
-            .bind(&item.id)
+            .bind(storable(&item.id))
             .bind(&session.org_id)
             .bind(session.id)
             .bind(item.kind.as_str())
-            .bind(&item.text)
-            .bind(&item.entity_key)
-            .bind(&item.entity_type)
-            .bind(&item.source_key)
-            .bind(&item.relation)
-            .bind(&item.target_key)
-            .bind(&item.sentence)
+            .bind(storable(&item.text))
+            .bind(item.entity_key.as_deref().map(storable))
+            .bind(item.entity_type.as_deref().map(storable))
+            .bind(item.source_key.as_deref().map(storable))
+            .bind(item.relation.as_deref().map(storable))
+            .bind(item.target_key.as_deref().map(storable))
+            .bind(item.sentence.as_deref().map(storable))
             .bind(Vector::from(item.embedding.clone()))
             .bind(now)
             .fetch_optional(&mut *tx)
@@ -127,13 +127,14 @@ impl PostgresStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let ids = storable_keys(ids);
         let rows = sqlx::query(&format!(
             "SELECT {ITEM_COLUMNS}, embedding FROM graph_items
              WHERE org_id = $1 AND session_id = $2 AND id = ANY($3)"
         ))
         .bind(&session.org_id)
         .bind(session.id)
-        .bind(ids)
+        .bind(ids.as_ref())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(with_vector).collect()
@@ -147,13 +148,14 @@ impl PostgresStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let keys = storable_keys(keys);
         let rows = sqlx::query(&format!(
             "SELECT {ITEM_COLUMNS}, embedding FROM graph_items
              WHERE org_id = $1 AND session_id = $2 AND kind = 'entity' AND entity_key = ANY($3)"
         ))
         .bind(&session.org_id)
         .bind(session.id)
-        .bind(keys)
+        .bind(keys.as_ref())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(with_vector).collect()
@@ -168,6 +170,7 @@ impl PostgresStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let keys = storable_keys(keys);
         Ok(sqlx::query_as::<_, GraphItem>(&format!(
             "SELECT {ITEM_COLUMNS} FROM graph_items
              WHERE org_id = $1 AND session_id = $2 AND kind = 'edge'
@@ -176,7 +179,7 @@ impl PostgresStore {
         ))
         .bind(&session.org_id)
         .bind(session.id)
-        .bind(keys)
+        .bind(keys.as_ref())
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?)
@@ -230,7 +233,7 @@ impl PostgresStore {
              WHERE id = $1 AND org_id = $2 AND session_id = $3 AND kind = 'edge'
              RETURNING source_key, target_key",
         )
-        .bind(edge_id)
+        .bind(storable(edge_id))
         .bind(&session.org_id)
         .bind(session.id)
         .fetch_optional(&mut *tx)
@@ -337,7 +340,7 @@ impl PostgresStore {
             "UPDATE graph_purges SET lease_until = NULL, last_error = $1, next_attempt_at = $2
              WHERE id = $3",
         )
-        .bind(error)
+        .bind(storable(error))
         .bind(retry_at)
         .bind(id)
         .execute(&self.pool)
@@ -370,8 +373,8 @@ pub(super) async fn insert_purge(
     )
     .bind(org_id)
     .bind(scope)
-    .bind(edge_ids.map(|x| Json(x.to_vec())))
-    .bind(entity_keys.map(|x| Json(x.to_vec())))
+    .bind(edge_ids.map(storable_json).transpose()?)
+    .bind(entity_keys.map(storable_json).transpose()?)
     .bind(now)
     .execute(&mut **tx)
     .await?;
