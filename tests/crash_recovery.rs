@@ -145,7 +145,10 @@ async fn every_completed_turn_is_ingested_exactly_once_after_a_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_read_to_a_split_done_marker_survives_a_kill() {
     let mock = common::mock_gateway::spawn().await;
-    let mut mg = Memgate::start(&mock.url()).await;
+    // The turn is claimed by the worker before the kill: on Postgres its lease must run out
+    // before the restarted process takes it over.
+    let lease = ("MEMGATE_WORKER__LEASE_MS", "2000");
+    let mut mg = Memgate::start_with(&mock.url(), &[lease]).await;
     assert_eq!(mg.create_session(ACME_ADMIN, "split").await.status(), 201);
     // Nothing is ingested before the kill: the turn must be in the outbox (or the journal).
     mock.set_embeddings_delay_ms(60_000);
@@ -185,6 +188,7 @@ async fn a_turn_read_to_a_split_done_marker_survives_a_kill() {
         &[
             ("MEMGATE_STORAGE__URL", &mg.storage_url),
             ("MEMGATE_WORKER__JOURNAL_PATH", &journal),
+            lease,
         ],
     )
     .await;
