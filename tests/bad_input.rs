@@ -49,17 +49,8 @@ async fn raw_http_with_body(addr: &str, request: &[u8], body: Vec<u8>) -> Vec<St
         tokio::time::sleep(Duration::from_secs(5)).await;
         drop(writer);
     });
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_secs(1), socket.read(&mut buffer)).await
-    {
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buffer[..n]);
-    }
-    String::from_utf8_lossy(&answer)
+    read_until_quiet(&mut socket, Duration::from_secs(1))
+        .await
         .lines()
         .filter(|l| l.starts_with("HTTP/1."))
         .map(String::from)
@@ -432,11 +423,14 @@ async fn exchange(addr: &str, request: &[u8], then_close: bool) -> String {
     if then_close {
         socket.shutdown().await.unwrap();
     }
+    read_until_quiet(&mut socket, Duration::from_secs(3)).await
+}
+
+/// Everything the server sends until it closes the connection or is silent for `quiet`.
+async fn read_until_quiet(socket: &mut (impl AsyncReadExt + Unpin), quiet: Duration) -> String {
     let mut answer = Vec::new();
     let mut buffer = [0u8; 4096];
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_secs(3), socket.read(&mut buffer)).await
-    {
+    while let Ok(Ok(n)) = tokio::time::timeout(quiet, socket.read(&mut buffer)).await {
         if n == 0 {
             break;
         }
