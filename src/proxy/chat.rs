@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::journal::FinishedTurn;
 use crate::memory::{context_block, Session as MemorySession, TurnMessage};
 use crate::metrics::{Metrics, Outcome};
+use crate::proxy::framing;
 use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
 use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
@@ -546,12 +547,9 @@ async fn reject(
     respond(session, request_id, &error).await
 }
 
+/// Answers `error`; the connection stays usable, as the body was read whole.
 async fn respond(session: &mut Session, request_id: &str, error: &ApiError) -> Result<()> {
-    let body = error.body();
-    let mut header = ResponseHeader::build(error.status, Some(3))?;
-    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    header.insert_header(REQUEST_ID_HEADER, request_id)?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let (header, body) = framing::error_response(error, Some(request_id))?;
     session
         .write_response_header(Box::new(header), false)
         .await?;

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::ErrorSource;
@@ -64,17 +65,8 @@ pub fn api_error_of(e: &Error, body_read: Duration) -> ApiError {
 /// that follows on it can be trusted to start a request. Does nothing once a response has
 /// started.
 pub async fn refuse(session: &mut Session, error: &ApiError, request_id: Option<&str>) {
-    let body = error.body();
-    let header = ResponseHeader::build(error.status, Some(3)).and_then(|mut header| {
-        header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-        if let Some(request_id) = request_id {
-            header.insert_header(crate::proxy::chat::REQUEST_ID_HEADER, request_id)?;
-        }
-        Ok(header)
-    });
-    let written = match header {
-        Ok(header) => {
+    let written = match error_response(error, request_id) {
+        Ok((header, body)) => {
             session
                 .as_downstream_mut()
                 .write_error_response(header, body)
@@ -85,6 +77,21 @@ pub async fn refuse(session: &mut Session, error: &ApiError, request_id: Option<
     if let Err(e) = written {
         tracing::debug!(error = %e, "cannot send the error response");
     }
+}
+
+/// The proxy's error answer: the OpenAI error shape, with the request's id when it has one.
+pub fn error_response(
+    error: &ApiError,
+    request_id: Option<&str>,
+) -> Result<(ResponseHeader, Bytes)> {
+    let body = error.body();
+    let mut header = ResponseHeader::build(error.status, Some(3))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    if let Some(request_id) = request_id {
+        header.insert_header(crate::proxy::chat::REQUEST_ID_HEADER, request_id)?;
+    }
+    Ok((header, body))
 }
 
 #[cfg(test)]
