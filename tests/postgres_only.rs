@@ -139,21 +139,28 @@ async fn concurrent_claims_never_share_a_row() {
             .await
             .unwrap();
     }
-    // Two "replicas" (separate pools) claim in small batches at the same time.
+    // Two "replicas" (separate pools) claim in small batches at the same time: each round
+    // starts both claims together, so neither can drain the queue before the other begins
+    // (on a loaded machine one task could otherwise run alone).
     let other = Store::connect(&storage(&db.url), 4).await.unwrap();
-    let claim_all = |s: Store| async move {
+    const BATCH: usize = 3;
+    let rounds = ROWS / (2 * BATCH) + 2;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let claim_all = |s: Store, start: std::sync::Arc<tokio::sync::Barrier>| async move {
         let mut mine = Vec::new();
-        loop {
-            let batch = s.claim_outbox(3, Duration::from_secs(60)).await.unwrap();
-            if batch.is_empty() {
-                return mine;
-            }
+        for _ in 0..rounds {
+            start.wait().await;
+            let batch = s
+                .claim_outbox(BATCH, Duration::from_secs(60))
+                .await
+                .unwrap();
             mine.extend(batch.into_iter().map(|r| r.id));
         }
+        mine
     };
     let (a, b) = tokio::join!(
-        tokio::spawn(claim_all(store.clone())),
-        tokio::spawn(claim_all(other))
+        tokio::spawn(claim_all(store.clone(), start.clone())),
+        tokio::spawn(claim_all(other, start))
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let all: HashSet<i64> = a.iter().chain(&b).copied().collect();
