@@ -11,8 +11,12 @@
 #
 # Usage: scripts/soak.sh [--streams N (200)] [--requests R (10000) | --minutes M]
 #                        [--pause S between a client's requests (0)] [--idle S (30)]
-#                        [--max-facts F (1000 / N)]
+#                        [--max-facts F (1000 / N)] [--store-lock S (0)]
 # e.g.   scripts/soak.sh --streams 200 --requests 10000
+#        scripts/soak.sh --streams 200 --requests 1000 --store-lock 10
+# --store-lock S: one second into the load, another process holds the store's write lock
+# (BEGIN EXCLUSIVE) for S seconds, a store outage under traffic: every completed turn must
+# still be stored.
 #
 # Fails if a completed turn is missing; if resident memory at the end of the load, or after
 # the idle pause, is more than 25% above the figure after the first 1,000 requests (caches,
@@ -20,7 +24,7 @@
 # past the first sample's by more than a few.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=200 REQUESTS=10000 MINUTES=0 PAUSE=0 IDLE=30 MAX_FACTS="" WARMUP=1000
+N=200 REQUESTS=10000 MINUTES=0 PAUSE=0 IDLE=30 MAX_FACTS="" WARMUP=1000 STORE_LOCK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --streams) N="$2"; shift 2 ;;
@@ -29,7 +33,8 @@ while [ $# -gt 0 ]; do
     --pause) PAUSE="$2"; shift 2 ;;
     --idle) IDLE="$2"; shift 2 ;;
     --max-facts) MAX_FACTS="$2"; shift 2 ;;
-    *) echo "usage: $0 [--streams N] [--requests R | --minutes M] [--pause S] [--idle S] [--max-facts F]" >&2; exit 2 ;;
+    --store-lock) STORE_LOCK="$2"; shift 2 ;;
+    *) echo "usage: $0 [--streams N] [--requests R | --minutes M] [--pause S] [--idle S] [--max-facts F] [--store-lock S]" >&2; exit 2 ;;
   esac
 done
 MAX_FACTS="${MAX_FACTS:-$(( WARMUP / N > 0 ? WARMUP / N : 1 ))}"
@@ -88,6 +93,17 @@ python3 scripts/soak_driver.py --port "$PROXY_PORT" --key sk-soak-admin --sessio
   --requests "$REQUESTS" --seconds "$(( MINUTES * 60 ))" --pause "$PAUSE" --pid "$MG_PID" \
   --every "$WARMUP" >"$WORK/driver.json" &
 DRIVER_PID=$!
+if [ "$STORE_LOCK" != "0" ]; then
+  sleep 1
+  python3 - "$WORK/memgate.db" "$STORE_LOCK" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN EXCLUSIVE")
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+PY
+  echo "held the store's write lock for $STORE_LOCK s" >&2
+fi
 wait "$DRIVER_PID"
 
 # Every completed turn must be in the outbox or ingested: wait for the outbox to drain.
