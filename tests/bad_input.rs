@@ -632,15 +632,7 @@ async fn nul_characters_are_stored_and_looked_up_on_every_store() {
     // The NUL itself, or U+FFFD where it stood.
     let kept = |text: &str, with_nul: &str| text.replace('\u{FFFD}', "\0").starts_with(with_nul);
     for (name, engine) in [("nul-mem0", "mem0"), ("nul-cognee", "cognee")] {
-        let (status, body) = mg
-            .api(
-                "POST",
-                Some(ACME_ADMIN),
-                "/memory/session/create",
-                Some(json!({"session_name": name, "engine_name": engine})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        mg.create_engine_session(ACME_ADMIN, name, engine).await;
         let (status, body) = mg
             .api(
                 "POST",

@@ -27,15 +27,7 @@ async fn management_api_answers_as_its_openapi_document_says() {
     let mock = mock_gateway::spawn().await;
     let mg = Memgate::start(&mock.url()).await;
     for (name, engine) in SESSIONS {
-        let (status, body) = mg
-            .api(
-                "POST",
-                Some(ACME_ADMIN),
-                "/memory/session/create",
-                Some(json!({"session_name": name, "engine_name": engine})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        mg.create_engine_session(ACME_ADMIN, name, engine).await;
         // Something to list, search, delete and show the history of.
         let (status, body) = mg
             .api(

@@ -157,6 +157,15 @@ async fn read_response<R: AsyncRead + Unpin>(reader: &mut R) -> Response {
         .expect("a response within the limit")
 }
 
+/// A connection on which one GET of `path` has been answered 200, and that answer.
+async fn answered_connection(listener: &str, addr: &str, path: &str) -> (TcpStream, Response) {
+    let mut stream = connect(addr).await;
+    stream.write_all(get(path).as_bytes()).await.expect("send");
+    let response = read_response(&mut stream).await;
+    assert_eq!(response.status, 200, "{listener}: {}", response.head);
+    (stream, response)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_headers_are_cut_on_both_listeners() {
     let (_mock, mg) = start().await;
@@ -178,10 +187,7 @@ async fn trickled_headers_are_cut_on_both_listeners() {
 async fn an_idle_keep_alive_connection_is_closed_on_both_listeners() {
     let (_mock, mg) = start().await;
     for ((listener, addr), path) in listeners(&mg).into_iter().zip(["/v1/models", "/healthz"]) {
-        let mut stream = connect(&addr).await;
-        stream.write_all(get(path).as_bytes()).await.expect("send");
-        let response = read_response(&mut stream).await;
-        assert_eq!(response.status, 200, "{listener}: {}", response.head);
+        let (mut stream, response) = answered_connection(listener, &addr, path).await;
         assert!(
             !response.head.contains("connection: close"),
             "{listener}: the connection is kept alive: {}",
@@ -202,10 +208,7 @@ async fn an_idle_keep_alive_connection_is_closed_on_both_listeners() {
 async fn a_partial_next_request_on_a_kept_alive_connection_is_cut() {
     let (_mock, mg) = start().await;
     for ((listener, addr), path) in listeners(&mg).into_iter().zip(["/v1/models", "/healthz"]) {
-        let mut stream = connect(&addr).await;
-        stream.write_all(get(path).as_bytes()).await.expect("send");
-        let response = read_response(&mut stream).await;
-        assert_eq!(response.status, 200, "{listener}: {}", response.head);
+        let (stream, _) = answered_connection(listener, &addr, path).await;
 
         let (mut reader, writer) = stream.into_split();
         let writer = trickle(

@@ -318,6 +318,19 @@ role = "member"
             .expect("create session")
     }
 
+    /// Creates a session of `engine` and asserts it was created.
+    pub async fn create_engine_session(&self, key: &str, name: &str, engine: &str) {
+        let (status, body) = self
+            .api(
+                "POST",
+                Some(key),
+                "/memory/session/create",
+                Some(json!({"session_name": name, "engine_name": engine})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
     pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
         self.chat_with_headers(key, &[], body).await
     }
