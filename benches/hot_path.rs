@@ -202,7 +202,7 @@ fn scoring(c: &mut Criterion) {
         );
         group.bench_with_input(BenchmarkId::new("top_k", facts), &stored, |b, stored| {
             b.iter(|| {
-                black_box(memgate::memory::vector::top_k(
+                black_box(memgate::vector::top_k(
                     black_box(&query),
                     stored.iter().map(Vec::as_slice),
                     3,

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::graph_server::BoltGraph;
 use crate::journal::TurnJournal;
 use crate::llm::LlmClient;
 use crate::memory::engine::Engines;
@@ -14,7 +15,7 @@ use crate::memory::facts::FactsEngine;
 use crate::memory::graph::GraphEngine;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
-use crate::store::neo4j::BoltGraph;
+use crate::store::OutboxStore;
 use crate::store::Store;
 use crate::usage::{UsageSink, UsageWriter};
 

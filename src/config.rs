@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{EngineKind, Role};
 use crate::secret::Secret;
 
 pub const ENV_PREFIX: &str = "MEMGATE_";
@@ -262,7 +263,34 @@ impl Default for StorageConfig {
 /// (0.95 at 1k facts) that exact keeps: about 7,800 facts at 384 dimensions, 1,950 at 1536.
 const EXACT_SEARCH_BUDGET_DIM_FACTS: i64 = 3_000_000;
 
+/// The relational store a `storage.url` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `sqlite://PATH`: the embedded file.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`: Postgres + pgvector.
+    Postgres,
+}
+
+impl StorageBackend {
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
 impl StorageConfig {
+    /// The backend `url` names. A loaded config has been validated, so an unknown scheme
+    /// only reaches here from a hand-built one, and gets the embedded store's error for it.
+    pub fn backend(&self) -> StorageBackend {
+        StorageBackend::of_url(&self.url).unwrap_or(StorageBackend::Sqlite)
+    }
+
     /// The session size from which Postgres searches through HNSW.
     pub fn hnsw_threshold(&self, dimensions: usize) -> i64 {
         if self.hnsw_min_facts > 0 {
@@ -283,7 +311,7 @@ pub struct MemoryConfig {
     pub retrieval_budget_ms: u64,
     /// Create an unknown session on first use (in the caller's org) instead of answering 404.
     pub auto_create_sessions: bool,
-    pub default_engine: String,
+    pub default_engine: EngineKind,
     /// Longest fact rendered into the context block; longer ones are cut.
     pub max_fact_chars: usize,
     /// Cosine similarity above which a new fact is a duplicate of a stored one.
@@ -296,7 +324,7 @@ impl Default for MemoryConfig {
             top_k: 3,
             retrieval_budget_ms: 250,
             auto_create_sessions: false,
-            default_engine: "mem0".into(),
+            default_engine: EngineKind::Mem0,
             max_fact_chars: 300,
             dedup_threshold: 0.9,
         }
@@ -461,13 +489,6 @@ pub struct KeyEntry {
     pub role: Role,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Member,
-}
-
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
@@ -558,9 +579,7 @@ impl Config {
                 "must be an http:// or https:// URL with a host".into(),
             ));
         }
-        if !self.storage.url.starts_with("sqlite:")
-            && !crate::store::is_postgres_url(&self.storage.url)
-        {
+        if StorageBackend::of_url(&self.storage.url).is_none() {
             return Err(invalid(
                 "storage.url",
                 "must be sqlite://PATH (embedded) or postgres://… (Postgres + pgvector)".into(),
@@ -625,15 +644,6 @@ impl Config {
             return Err(invalid(
                 "graph.timeout_ms",
                 "graph.timeout_ms and graph.max_connections must be above 0".into(),
-            ));
-        }
-        if !matches!(
-            self.memory.default_engine.as_str(),
-            crate::memory::MEM0_ENGINE | crate::memory::COGNEE_ENGINE
-        ) {
-            return Err(invalid(
-                "memory.default_engine",
-                format!("unknown engine `{}`", self.memory.default_engine),
             ));
         }
         if self.embeddings.dimensions == 0 || self.embeddings.dimensions > 16_000 {

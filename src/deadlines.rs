@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::error::ApiError;
+use crate::http_error::ApiError;
 
 const HEADER: u8 = 0;
 const REQUEST: u8 = 1;

@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::store::{Store, TurnPayload};
+use crate::domain::outbox::TurnPayload;
+use crate::domain::EngineKind;
+use crate::store::Store;
+use crate::store::{OutboxStore, SessionStore};
 
 /// A turn whose answer the client has in full (or is about to): it must be stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +146,7 @@ impl TurnJournal {
     pub async fn replay(
         &self,
         store: &Store,
-        auto_create: Option<&str>,
+        auto_create: Option<EngineKind>,
     ) -> Result<Replayed, JournalError> {
         let _guard = self.file_lock.lock().await;
         let (entries, _) = self.read_entries()?;
@@ -236,7 +239,7 @@ enum Fate {
 
 async fn replay_one(
     store: &Store,
-    auto_create: Option<&str>,
+    auto_create: Option<EngineKind>,
     entry: &FinishedTurn,
 ) -> Result<Fate, crate::error::StoreError> {
     let memory_id = &entry.payload.memory_id;

@@ -4,8 +4,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::store::graph_items::GraphPurgeCounts;
-use crate::store::OutboxCounts;
+use crate::domain::graph::{Fallback, GraphPurgeCounts};
+use crate::domain::outbox::OutboxCounts;
 use crate::usage::TokenCounters;
 
 /// Upper bounds (seconds) of the latency buckets: from the sub-millisecond pass-through to
@@ -256,7 +256,7 @@ impl Metrics {
                 "# TYPE memgate_outbox_oldest_pending_age_seconds gauge"
             );
             let age = o.oldest_pending_ms.map_or(0.0, |t| {
-                (crate::memory::now_ms() - t).max(0) as f64 / 1000.0
+                (crate::domain::now_ms() - t).max(0) as f64 / 1000.0
             });
             let _ = writeln!(out, "memgate_outbox_oldest_pending_age_seconds {age}");
         }
@@ -267,11 +267,23 @@ impl Metrics {
             let _ = writeln!(out, "# HELP memgate_graph_purges_oldest_age_seconds Age of the oldest pending graph deletion (0 when none).");
             let _ = writeln!(out, "# TYPE memgate_graph_purges_oldest_age_seconds gauge");
             let age = p.oldest_ms.map_or(0.0, |t| {
-                (crate::memory::now_ms() - t).max(0) as f64 / 1000.0
+                (crate::domain::now_ms() - t).max(0) as f64 / 1000.0
             });
             let _ = writeln!(out, "memgate_graph_purges_oldest_age_seconds {age}");
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Counts which path answered a GRAPH_COMPLETION search.
+    pub fn graph_search(&self, fallback: Option<Fallback>) {
+        let counter = match fallback {
+            None => &self.graph_searches_graph_total,
+            Some(Fallback::GraphUnavailable) => &self.graph_searches_fallback_unavailable_total,
+            Some(Fallback::NoGraphMatch) => &self.graph_searches_fallback_no_match_total,
+        };
+        Metrics::inc(counter);
     }
 }
 

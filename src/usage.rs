@@ -7,73 +7,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::domain::usage::{Purpose, UsageEvent};
 use crate::store::Store;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    QueryEmbedding,
-    FactEmbedding,
-    Extraction,
-    MemoryUpdate,
-    /// The cognee engine: chunks, summaries, entities and relationships embedded.
-    GraphEmbedding,
-    GraphExtraction,
-    Summary,
-    /// The answer of a GRAPH_COMPLETION search.
-    GraphCompletion,
-}
-
-impl Purpose {
-    pub const ALL: [Purpose; 8] = [
-        Purpose::QueryEmbedding,
-        Purpose::FactEmbedding,
-        Purpose::Extraction,
-        Purpose::MemoryUpdate,
-        Purpose::GraphEmbedding,
-        Purpose::GraphExtraction,
-        Purpose::Summary,
-        Purpose::GraphCompletion,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::QueryEmbedding => "query_embedding",
-            Purpose::FactEmbedding => "fact_embedding",
-            Purpose::Extraction => "extraction",
-            Purpose::MemoryUpdate => "memory_update",
-            Purpose::GraphEmbedding => "graph_embedding",
-            Purpose::GraphExtraction => "graph_extraction",
-            Purpose::Summary => "summary",
-            Purpose::GraphCompletion => "graph_completion",
-        }
-    }
-}
-
-/// Whose spend an internal call is: the org and the session it served.
-#[derive(Clone, Copy, Debug)]
-pub struct CallScope<'a> {
-    pub org: &'a str,
-    pub memory_id: &'a str,
-}
-
-impl<'a> CallScope<'a> {
-    pub fn of(session: &'a crate::memory::Session) -> Self {
-        Self {
-            org: &session.org_id,
-            memory_id: &session.memory_id,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct UsageEvent {
-    pub org: String,
-    pub memory_id: String,
-    pub purpose: Purpose,
-    pub model: String,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-}
+use crate::store::UsageStore;
 
 #[derive(Clone)]
 pub struct UsageSink {

@@ -8,10 +8,11 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::app::AppState;
+use crate::domain::now_ms;
+use crate::domain::outbox::OutboxRow;
 use crate::error::{MemoryError, StoreError};
-use crate::memory::now_ms;
 use crate::metrics::Metrics;
-use crate::store::OutboxRow;
+use crate::store::{FactStore, GraphItemStore, OutboxStore, SessionStore};
 
 /// Ingested rows are kept this long (for inspection), then purged.
 const KEEP_DONE: Duration = Duration::from_secs(24 * 3600);
@@ -90,9 +91,7 @@ async fn replay_journal(state: &AppState) {
         return;
     }
     let memory = &state.config.memory;
-    let auto_create = memory
-        .auto_create_sessions
-        .then_some(memory.default_engine.as_str());
+    let auto_create = memory.auto_create_sessions.then_some(memory.default_engine);
     match state.journal.replay(&state.store, auto_create).await {
         Ok(replayed) => {
             Metrics::add(&state.metrics.turns_replayed_total, replayed.written as u64);

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use memgate::config::StorageConfig;
-use memgate::memory::SessionConfig;
-use memgate::store::{Store, TurnPayload};
+use memgate::domain::outbox::TurnPayload;
+use memgate::domain::{EngineKind, SessionConfig};
+use memgate::store::{FactStore, OutboxStore, SessionStore, Store};
 use serde_json::json;
 use sqlx::Row;
 
@@ -119,7 +120,7 @@ async fn concurrent_claims_never_share_a_row() {
     store.migrate().await.unwrap();
     store.check_embeddings("m", 4).await.unwrap();
     let session = store
-        .create_session("acme", "queue", "mem0", &SessionConfig::default())
+        .create_session("acme", "queue", EngineKind::Mem0, &SessionConfig::default())
         .await
         .unwrap();
     const ROWS: usize = 200;
@@ -254,7 +255,7 @@ async fn hnsw_scans(pool: &sqlx::PgPool) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_sessions_are_searched_through_hnsw_small_ones_exactly() {
-    use memgate::store::FactChange;
+    use memgate::domain::FactChange;
     let db = TestDatabase::create().await;
     let store = Store::connect(
         &StorageConfig {
@@ -268,11 +269,11 @@ async fn large_sessions_are_searched_through_hnsw_small_ones_exactly() {
     store.migrate().await.unwrap();
     store.check_embeddings("m", 16).await.unwrap();
     let small = store
-        .create_session("acme", "small", "mem0", &SessionConfig::default())
+        .create_session("acme", "small", EngineKind::Mem0, &SessionConfig::default())
         .await
         .unwrap();
     store
-        .create_session("acme", "large", "mem0", &SessionConfig::default())
+        .create_session("acme", "large", EngineKind::Mem0, &SessionConfig::default())
         .await
         .unwrap();
     let stale_large = store.find_session("acme", "large").await.unwrap().unwrap();

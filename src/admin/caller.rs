@@ -11,8 +11,8 @@ use http::request::Parts;
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::config::Role;
-use crate::error::ApiError;
+use crate::domain::Role;
+use crate::http_error::ApiError;
 use crate::metrics::Metrics;
 
 pub struct Caller(pub Principal);

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use super::responses::KeyErrors;
 use super::views::{EngineList, EngineView};
 use super::Caller;
-use crate::memory::{COGNEE_ENGINE, MEM0_ENGINE};
+use crate::domain::EngineKind;
 
 /// Engines with their backends and search types; `available` says which can be created here.
 #[utoipa::path(get, path = "/memory/engines", operation_id = "list_engines", tag = "sessions",
@@ -20,14 +20,14 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<E
     Json(EngineList {
         engines: vec![
             EngineView {
-                name: MEM0_ENGINE.into(),
+                name: EngineKind::Mem0.as_str().into(),
                 backends: strings(state.store.backends()),
                 description: "Extracted facts with vectors: preferences, recent facts, short-to-medium semantic recall.".into(),
                 search_types: strings(&["FACTS"]),
                 available: true,
             },
             EngineView {
-                name: COGNEE_ENGINE.into(),
+                name: EngineKind::Cognee.as_str().into(),
                 backends: state.engine.graph.backends(),
                 description: "Knowledge graph of entities and relationships: long-horizon reasoning, graph queries.".into(),
                 search_types: strings(&["GRAPH_COMPLETION", "CHUNKS", "SUMMARIES"]),

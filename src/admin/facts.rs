@@ -21,14 +21,14 @@ use super::views::{
 };
 use super::{Caller, JsonBody};
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::domain::EngineKind;
+use crate::domain::TurnMessage;
+use crate::http_error::ApiError;
 use crate::memory::graph::{GraphSearchType, NoAnswer};
 use crate::memory::query::{classify, QueryKind};
-use crate::memory::{now_ms, Fact, TurnMessage, COGNEE_ENGINE};
 use crate::metrics::Metrics;
 use crate::proxy::rewrite::content_text;
-use crate::store::graph_items::GraphKind;
-use crate::store::FactChange;
+use crate::store::FactStore;
 use std::time::Duration;
 
 const MAX_SEARCH_LIMIT: usize = 100;
@@ -179,7 +179,7 @@ pub async fn search(
     JsonBody(body): JsonBody<SearchFacts>,
 ) -> Result<Json<SearchResult>, ApiError> {
     let session = owned_session(&state, &caller, &body.memory_id).await?;
-    let graph_type = if session.engine == COGNEE_ENGINE {
+    let graph_type = if session.engine == EngineKind::Cognee {
         let requested = body.search_type.as_deref().unwrap_or("GRAPH_COMPLETION");
         Some(GraphSearchType::parse(requested).ok_or_else(|| {
             ApiError::unprocessable(
@@ -288,29 +288,7 @@ pub async fn list(
 ) -> Result<Json<FactList>, ApiError> {
     let (limit, offset) = page.resolve()?;
     let session = owned_session(&state, &caller, &memory_id).await?;
-    let (facts, total) = if session.engine == COGNEE_ENGINE {
-        // A cognee session's facts are its graph's relationships.
-        let (edges, total) = state
-            .store
-            .list_graph_items(&session, GraphKind::Edge, limit, offset)
-            .await?;
-        let facts = edges
-            .into_iter()
-            .map(|e| Fact {
-                id: e.id,
-                text: e.text,
-                created_at: e.created_at,
-                updated_at: e.updated_at,
-            })
-            .collect();
-        (facts, total)
-    } else {
-        let fresh_since = session.config.fresh_since(now_ms());
-        state
-            .store
-            .list_facts(&session, fresh_since, limit, offset)
-            .await?
-    };
+    let (facts, total) = state.engine.list_facts(&session, limit, offset).await?;
     Ok(Json(FactList {
         memory_id: session.memory_id,
         facts,
@@ -333,26 +311,7 @@ pub async fn delete(
 ) -> Result<Json<FactDeleted>, ApiError> {
     caller.require_admin()?;
     let session = owned_session(&state, &caller, &memory_id).await?;
-    let deleted = if session.engine == COGNEE_ENGINE {
-        // The relationship's rows go now; the graph server's copy is purged by the worker.
-        state
-            .engine
-            .graph
-            .delete_relationship(&session, &fact_id)
-            .await?
-    } else {
-        !state
-            .store
-            .apply_fact_changes(
-                &session,
-                &[FactChange::Delete {
-                    fact_id: fact_id.clone(),
-                }],
-                "api",
-            )
-            .await?
-            .is_empty()
-    };
+    let deleted = state.engine.delete_fact(&session, &fact_id).await?;
     if !deleted {
         return Err(ApiError::resource_not_found(
             "fact_not_found",

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::store::{GraphItemStore, OutboxStore};
 
 #[derive(Serialize, ToSchema)]
 pub struct Liveness {

@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http_error::ApiError;
 
 pub use caller::Caller;
 pub use json_body::JsonBody;
@@ -38,7 +38,7 @@ pub use json_body::JsonBody;
         description = "Memory sessions, their facts and history. Every call is scoped to the org of the caller's key; another org's sessions answer 404. Errors have the shape {\"error\":{\"message\",\"type\",\"code\"}}."
     ),
     // Named by `value_type` only, so not collected from the handlers.
-    components(schemas(query::MemoryId, crate::store::OutboxState)),
+    components(schemas(query::MemoryId, crate::domain::outbox::OutboxState)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(

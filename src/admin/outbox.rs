@@ -13,8 +13,9 @@ use super::responses::{AdminOnly, KeyErrors, StorageError, BAD_QUERY};
 use super::views::ErrorBody;
 use super::Caller;
 use crate::app::AppState;
-use crate::error::ApiError;
-use crate::store::{OutboxEntry, OutboxState};
+use crate::domain::outbox::{OutboxEntry, OutboxState};
+use crate::http_error::ApiError;
+use crate::store::OutboxStore;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::http_error::ApiError;
 
 pub const MAX_PAGE: i64 = 500;
 const DEFAULT_PAGE: i64 = 100;

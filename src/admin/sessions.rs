@@ -15,9 +15,10 @@ use super::responses::{AdminOnly, BodyErrors, KeyErrors, StorageError, BAD_QUERY
 use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
-use crate::error::ApiError;
-use crate::memory::{is_valid_memory_id, Session, SessionConfig, COGNEE_ENGINE, MEM0_ENGINE};
-use crate::store::SessionStats;
+use crate::domain::SessionStats;
+use crate::domain::{is_valid_memory_id, EngineKind, Session, SessionConfig};
+use crate::http_error::ApiError;
+use crate::store::{FactStore, SessionStore};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,20 +66,15 @@ pub async fn create(
             "field `session_name`: must match [A-Za-z0-9._:@-]{1,128}",
         ));
     }
-    check_engine(&body.engine_name)?;
+    let engine = engine_named(&body.engine_name)?;
     let config = match body.config {
         Some(v) => SessionConfig::from_request(v)?,
         None => SessionConfig::default(),
     };
-    config.check_engine(&body.engine_name)?;
+    config.check_engine(engine)?;
     let session = state
         .store
-        .create_session(
-            &caller.0.org,
-            &body.session_name,
-            &body.engine_name,
-            &config,
-        )
+        .create_session(&caller.0.org, &body.session_name, engine, &config)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -86,14 +82,13 @@ pub async fn create(
     ))
 }
 
-fn check_engine(name: &str) -> Result<(), ApiError> {
-    match name {
-        MEM0_ENGINE | COGNEE_ENGINE => Ok(()),
-        other => Err(ApiError::unprocessable(
+fn engine_named(name: &str) -> Result<EngineKind, ApiError> {
+    name.parse().map_err(|_| {
+        ApiError::unprocessable(
             "unknown_engine",
-            format!("field `engine_name`: unknown engine `{other}` (see GET /memory/engines)"),
-        )),
-    }
+            format!("field `engine_name`: unknown engine `{name}` (see GET /memory/engines)"),
+        )
+    })
 }
 
 /// The caller's org's sessions, oldest first.
@@ -188,7 +183,7 @@ pub async fn patch(
     if body
         .engine_name
         .as_ref()
-        .is_some_and(|e| *e != session.engine)
+        .is_some_and(|e| e != session.engine.as_str())
     {
         return Err(ApiError::conflict(
             "engine_immutable",
@@ -209,7 +204,7 @@ pub async fn patch(
         Some(patch) => session.config.merged(patch)?,
         None => session.config.clone(),
     };
-    config.check_engine(&session.engine)?;
+    config.check_engine(session.engine)?;
     let updated = state
         .store
         .update_session_config(&caller.0.org, &memory_id, &config)

@@ -14,10 +14,11 @@ use super::responses::{AdminOnly, KeyErrors, StorageError, BAD_QUERY};
 use super::views::ErrorBody;
 use super::Caller;
 use crate::app::AppState;
-use crate::error::ApiError;
-use crate::memory::now_ms;
-use crate::store::UsageRow;
-use crate::timestamp::{date, parse_date};
+use crate::domain::now_ms;
+use crate::domain::time::{date, parse_date};
+use crate::domain::usage::UsageRow;
+use crate::http_error::ApiError;
+use crate::store::UsageStore;
 
 const DAY_MS: i64 = 86_400_000;
 const MAX_DAYS: i64 = 366;

@@ -4,11 +4,12 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::time::rfc3339;
+use crate::domain::SessionStats;
+use crate::domain::{Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::memory::facts::FactEvent;
 use crate::memory::graph::NoAnswer;
-use crate::memory::{Fact, FactHistoryEvent, ScoredFact, Session, SessionConfig};
-use crate::store::SessionStats;
-use crate::timestamp::rfc3339;
+use crate::memory::ScoredFact;
 
 #[derive(Serialize, ToSchema)]
 pub struct SessionView {
@@ -33,7 +34,7 @@ impl SessionView {
         Self {
             session_name: session.memory_id.clone(),
             memory_id: session.memory_id,
-            engine_name: session.engine,
+            engine_name: session.engine.as_str().to_string(),
             config: session.config,
             fact_count: stats.fact_count,
             pending_turns: stats.pending_turns,

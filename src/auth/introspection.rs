@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{AuthError, KeyDigest, Principal};
-use crate::config::{IntrospectionConfig, Role};
+use crate::config::IntrospectionConfig;
+use crate::domain::Role;
 
 pub struct Introspection {
     client: reqwest::Client,

@@ -95,7 +95,7 @@ fn read_keys_file(path: &Path) -> Result<Vec<KeyEntry>, ConfigError> {
 mod tests {
     use super::*;
     use crate::auth::bearer_key;
-    use crate::config::Role;
+    use crate::domain::Role;
     use crate::secret::Secret;
 
     fn resolve<'a>(ring: &'a KeyRing, key: &str) -> Option<&'a Principal> {

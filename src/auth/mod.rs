@@ -13,7 +13,8 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{AuthConfig, ConfigError, Role, UpstreamConfig};
+use crate::config::{AuthConfig, ConfigError, UpstreamConfig};
+use crate::domain::Role;
 use introspection::Introspection;
 use key_ring::KeyRing;
 use trusted_header::TrustedHeader;

@@ -8,7 +8,8 @@ use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 use super::Principal;
-use crate::config::{Role, TrustedHeaderConfig};
+use crate::config::TrustedHeaderConfig;
+use crate::domain::Role;
 
 #[derive(Debug)]
 pub struct TrustedHeader {

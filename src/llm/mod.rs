@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::domain::usage::{CallScope, Purpose, UsageEvent};
 use crate::error::LlmError;
-use crate::usage::{CallScope, Purpose, UsageEvent, UsageSink};
+use crate::usage::UsageSink;
 
 #[derive(Clone)]
 pub struct LlmClient {

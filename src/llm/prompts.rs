@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::memory::TurnMessage;
+use crate::domain::TurnMessage;
 
 pub const EXTRACTION_SYSTEM: &str = r#"You extract durable facts about the user from a conversation, for a long-term memory.
 Keep personal preferences, plans, projects, relationships, locations, and other details that will matter in later conversations.

@@ -2,7 +2,7 @@
 //! prefixed by its role, split at sentence ends so that no chunk outgrows what an embedding
 //! represents well.
 
-use crate::memory::TurnMessage;
+use crate::domain::TurnMessage;
 
 /// About 250 tokens of English.
 pub const MAX_CHUNK_CHARS: usize = 1000;

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use crate::domain::{EngineKind, Fact, Session, TurnMessage};
 use crate::error::MemoryError;
 use crate::memory::facts::{FactEvent, FactsEngine};
-use crate::memory::graph::{Fallback, GraphEngine, GraphSearchType};
-use crate::memory::{ScoredFact, Session, TurnMessage, COGNEE_ENGINE};
+use crate::memory::graph::{GraphEngine, GraphSearchType};
+use crate::memory::ScoredFact;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -21,10 +22,9 @@ impl Engines {
         session: &Session,
         messages: &[TurnMessage],
     ) -> Result<Vec<FactEvent>, MemoryError> {
-        if session.engine == COGNEE_ENGINE {
-            self.graph.ingest(session, messages).await
-        } else {
-            self.facts.ingest(session, messages).await
+        match session.engine {
+            EngineKind::Mem0 => self.facts.ingest(session, messages).await,
+            EngineKind::Cognee => self.graph.ingest(session, messages).await,
         }
     }
 
@@ -40,7 +40,7 @@ impl Engines {
         budget: Duration,
         metrics: &Metrics,
     ) -> Result<Vec<ScoredFact>, MemoryError> {
-        if session.engine != COGNEE_ENGINE {
+        if session.engine == EngineKind::Mem0 {
             return self.facts.search(session, query, k).await;
         }
         let found = self
@@ -56,16 +56,31 @@ impl Engines {
         metrics.graph_search(found.fallback);
         Ok(found.results)
     }
-}
 
-impl Metrics {
-    /// Counts which path answered a GRAPH_COMPLETION search.
-    pub fn graph_search(&self, fallback: Option<Fallback>) {
-        let counter = match fallback {
-            None => &self.graph_searches_graph_total,
-            Some(Fallback::GraphUnavailable) => &self.graph_searches_fallback_unavailable_total,
-            Some(Fallback::NoGraphMatch) => &self.graph_searches_fallback_no_match_total,
-        };
-        Metrics::inc(counter);
+    /// A page of the session's facts, oldest first, and how many there are: a mem0
+    /// session's facts (those past its TTL left out), a cognee session's relationships.
+    pub async fn list_facts(
+        &self,
+        session: &Session,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Fact>, i64), MemoryError> {
+        match session.engine {
+            EngineKind::Mem0 => Ok(self.facts.list(session, limit, offset).await?),
+            EngineKind::Cognee => Ok(self
+                .graph
+                .list_relationships(session, limit, offset)
+                .await?),
+        }
+    }
+
+    /// Deletes one fact (a cognee session's relationship, whose graph-server copy the
+    /// worker purges); `false` when the session has no such fact. The deletion is kept in
+    /// the history.
+    pub async fn delete_fact(&self, session: &Session, fact_id: &str) -> Result<bool, MemoryError> {
+        match session.engine {
+            EngineKind::Mem0 => Ok(self.facts.delete(session, fact_id).await?),
+            EngineKind::Cognee => Ok(self.graph.delete_relationship(session, fact_id).await?),
+        }
     }
 }

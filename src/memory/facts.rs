@@ -6,13 +6,17 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::{ExtractionConfig, MemoryConfig};
-use crate::error::MemoryError;
+use crate::domain::usage::{CallScope, Purpose};
+use crate::domain::FactChange;
+use crate::domain::Neighbour;
+use crate::domain::{now_ms, Fact, Session, TurnMessage};
+use crate::error::{MemoryError, StoreError};
 use crate::llm::{prompts, LlmClient};
 use crate::memory::query::{classify, keyword_terms, QueryKind};
-use crate::memory::{declarative, now_ms, vector, ScoredFact, Session, TurnMessage};
-use crate::store::FactChange;
-use crate::store::{Neighbour, Store};
-use crate::usage::{CallScope, Purpose};
+use crate::memory::{declarative, ScoredFact};
+use crate::store::FactStore;
+use crate::store::Store;
+use crate::vector;
 
 /// Candidates taken from each ranking before fusion.
 const CANDIDATES: usize = 20;
@@ -108,6 +112,31 @@ impl FactsEngine {
                 event: p.event,
             })
             .collect())
+    }
+
+    /// A page of the session's facts, oldest first, those past its TTL left out.
+    pub async fn list(
+        &self,
+        session: &Session,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Fact>, i64), StoreError> {
+        let fresh_since = session.config.fresh_since(now_ms());
+        self.store
+            .list_facts(session, fresh_since, limit, offset)
+            .await
+    }
+
+    /// Deletes one fact, with its history row; `false` when the session has no such fact.
+    pub async fn delete(&self, session: &Session, fact_id: &str) -> Result<bool, StoreError> {
+        let change = FactChange::Delete {
+            fact_id: fact_id.to_string(),
+        };
+        let touched = self
+            .store
+            .apply_fact_changes(session, &[change], "api")
+            .await?;
+        Ok(!touched.is_empty())
     }
 
     pub async fn search(

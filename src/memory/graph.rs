@@ -20,18 +20,21 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::graph::{
+    graph_item_id, Fallback, GraphItem, GraphItemVector, GraphKind, GraphPurge, NewGraphItem,
+};
+use crate::domain::usage::{CallScope, Purpose};
+use crate::domain::{Fact, Session, TurnMessage};
 use crate::error::{GraphError, MemoryError, StoreError};
+use crate::graph_server::{BoltGraph, GraphEdge, GraphNode};
 use crate::llm::{prompts, LlmClient};
 use crate::memory::chunking::{chunk_turn, MAX_CHUNK_CHARS};
 use crate::memory::facts::FactEvent;
 use crate::memory::graph_extraction::{self, render_triplet};
-use crate::memory::{vector, ScoredFact, Session, TurnMessage};
-use crate::store::graph_items::{
-    graph_item_id, GraphItem, GraphItemVector, GraphKind, GraphPurge, NewGraphItem,
-};
-use crate::store::neo4j::{BoltGraph, GraphEdge, GraphNode};
+use crate::memory::ScoredFact;
+use crate::store::GraphItemStore;
 use crate::store::Store;
-use crate::usage::{CallScope, Purpose};
+use crate::vector;
 
 /// Entities and relationships considered as entry points.
 const ENTRY_CANDIDATES: usize = 10;
@@ -107,24 +110,6 @@ impl NoAnswer {
             NoAnswer::NoResults => "no_results",
             NoAnswer::ModelFailed => "model_failed",
             NoAnswer::MalformedAnswer => "malformed_answer",
-        }
-    }
-}
-
-/// Why GRAPH_COMPLETION was answered from chunks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fallback {
-    /// The graph server failed or did not answer in time.
-    GraphUnavailable,
-    /// No entry point near the query, or no relationship around them.
-    NoGraphMatch,
-}
-
-impl Fallback {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GraphUnavailable => "graph_unavailable",
-            Self::NoGraphMatch => "no_graph_match",
         }
     }
 }
@@ -419,6 +404,30 @@ impl GraphEngine {
                 Err(NoAnswer::MalformedAnswer)
             }
         }
+    }
+
+    /// A page of the session's relationships (a cognee session's facts), oldest first, and
+    /// how many there are.
+    pub async fn list_relationships(
+        &self,
+        session: &Session,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Fact>, i64), StoreError> {
+        let (edges, total) = self
+            .store
+            .list_graph_items(session, GraphKind::Edge, limit, offset)
+            .await?;
+        let facts = edges
+            .into_iter()
+            .map(|e| Fact {
+                id: e.id,
+                text: e.text,
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+            })
+            .collect();
+        Ok((facts, total))
     }
 
     /// Deletes one relationship (a cognee session's fact). The rows go at once; the graph

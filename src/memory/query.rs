@@ -78,12 +78,6 @@ pub fn keyword_terms(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// An FTS5 MATCH expression: every term quoted, OR-ed.
-pub fn fts_match_expression(terms: &[String]) -> Option<String> {
-    let quoted: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
-    (!quoted.is_empty()).then(|| quoted.join(" OR "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,11 +95,11 @@ mod tests {
     }
 
     #[test]
-    fn fts_expression_quotes_every_term() {
+    fn keyword_terms_carry_no_search_syntax() {
         assert_eq!(
-            fts_match_expression(&keyword_terms("team \"NEAR\" Singapore* a")).unwrap(),
-            "\"team\" OR \"near\" OR \"singapore\""
+            keyword_terms("team \"NEAR\" Singapore* a"),
+            ["team", "near", "singapore"]
         );
-        assert!(fts_match_expression(&keyword_terms("? !")).is_none());
+        assert!(keyword_terms("? !").is_empty());
     }
 }

@@ -14,9 +14,11 @@ use pingora::prelude::*;
 use tracing::Instrument;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::domain::outbox::TurnPayload;
+use crate::domain::{Session as MemorySession, TurnMessage};
+use crate::http_error::ApiError;
 use crate::journal::FinishedTurn;
-use crate::memory::{context_block, Session as MemorySession, TurnMessage};
+use crate::memory::context_block;
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::framing;
 use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
@@ -25,7 +27,7 @@ use crate::proxy::tee::ResponseTee;
 use crate::proxy::turn_store;
 use crate::proxy::upstream::{is_hop_by_hop, Upstream};
 use crate::proxy::RequestCtx;
-use crate::store::TurnPayload;
+use crate::store::SessionStore;
 
 /// Response header saying what memory did for this request.
 pub const MEMORY_STATUS_HEADER: &str = "x-memgate-memory";
@@ -337,7 +339,7 @@ async fn find_session(
     memory_id: &str,
 ) -> std::result::Result<Option<MemorySession>, crate::error::StoreError> {
     if state.config.memory.auto_create_sessions {
-        let engine = &state.config.memory.default_engine;
+        let engine = state.config.memory.default_engine;
         return state
             .store
             .find_or_create_session(org, memory_id, engine)

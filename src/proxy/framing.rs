@@ -13,7 +13,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::ErrorSource;
 
-use crate::error::ApiError;
+use crate::http_error::ApiError;
 
 /// One `Content-Length` holding one decimal number, or none at all.
 pub fn check_content_length(request: &RequestHeader) -> std::result::Result<(), ApiError> {

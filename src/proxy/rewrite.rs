@@ -7,8 +7,8 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
-use crate::memory::is_valid_memory_id;
+use crate::domain::is_valid_memory_id;
+use crate::http_error::ApiError;
 
 pub const MEMORY_ID_FIELD: &str = "memory_id";
 pub const STORE_MEMORY_FIELD: &str = "store_memory";

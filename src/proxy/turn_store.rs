@@ -13,9 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::app::AppState;
+use crate::domain::now_ms;
 use crate::journal::FinishedTurn;
-use crate::memory::now_ms;
 use crate::metrics::Metrics;
+use crate::store::OutboxStore;
 
 /// A healthy outbox insert takes about a millisecond.
 const OUTBOX_WRITE_TIMEOUT: Duration = Duration::from_millis(200);

@@ -1,255 +1,350 @@
-//! The cognee engine's rows in the relational store: chunks, summaries, entities and
-//! relationship edges with their vectors, and the purges a graph server still owes. The
-//! operations are forwarded to the configured backend like the rest of [`Store`].
+//! The cognee engine's rows, the same on both backends; nearest-item search is the
+//! dialect's.
 
-use serde::Serialize;
+use std::time::Duration;
 
+use crate::domain::graph::{
+    GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
+    ScoredGraphItem,
+};
+use crate::domain::{now_ms, Session};
 use crate::error::StoreError;
-use crate::memory::Session;
-use crate::store::Store;
+use crate::store::sessions::lock_live_session;
+use crate::store::sql::{self, params, Conn, Dialect, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS};
+use crate::store::GraphItemStore;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GraphKind {
-    Chunk,
-    Summary,
-    Entity,
-    Edge,
-}
-
-impl GraphKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GraphKind::Chunk => "chunk",
-            GraphKind::Summary => "summary",
-            GraphKind::Entity => "entity",
-            GraphKind::Edge => "edge",
+/// Chunks and summaries never change; an entity or edge seen again takes the latest wording
+/// and sentence (and stays in its own org and session, whatever its id).
+fn on_conflict(kind: GraphKind) -> &'static str {
+    match kind {
+        GraphKind::Chunk | GraphKind::Summary => "DO NOTHING",
+        GraphKind::Entity | GraphKind::Edge => {
+            "DO UPDATE SET text = excluded.text, entity_type = excluded.entity_type,
+                relation = excluded.relation, sentence = excluded.sentence,
+                embedding = excluded.embedding, updated_at = excluded.updated_at
+             WHERE graph_items.org_id = excluded.org_id
+               AND graph_items.session_id = excluded.session_id"
         }
     }
 }
 
-/// A row to write. Ids are derived from the session's graph scope and the item's natural
-/// key, so ingesting the same turn twice writes nothing twice.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewGraphItem {
-    pub id: String,
-    pub kind: GraphKind,
-    pub text: String,
-    pub entity_key: Option<String>,
-    pub entity_type: Option<String>,
-    pub source_key: Option<String>,
-    pub relation: Option<String>,
-    pub target_key: Option<String>,
-    pub sentence: Option<String>,
-    pub embedding: Vec<f32>,
+/// A row with its vector.
+pub(crate) fn graph_item_vector(row: &impl SqlRow) -> Result<GraphItemVector, StoreError> {
+    Ok(GraphItemVector {
+        item: sql::graph_item(row)?,
+        embedding: row.vector("embedding")?,
+    })
 }
 
-/// A stored row, without its vector.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct GraphItem {
-    pub id: String,
-    pub kind: String,
-    pub text: String,
-    pub entity_key: Option<String>,
-    pub entity_type: Option<String>,
-    pub source_key: Option<String>,
-    pub relation: Option<String>,
-    pub target_key: Option<String>,
-    pub sentence: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A stored row with its vector, or with its similarity to a query.
-#[derive(Clone, Debug)]
-pub struct ScoredGraphItem {
-    pub item: GraphItem,
-    pub similarity: f32,
-}
-
-#[derive(Clone, Debug)]
-pub struct GraphItemVector {
-    pub item: GraphItem,
-    pub embedding: Vec<f32>,
-}
-
-/// A deletion the graph server has yet to carry out: the whole scope, or some edges and the
-/// entities they left without any.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GraphPurge {
-    pub id: i64,
-    pub org_id: String,
-    pub scope: String,
-    pub edge_ids: Option<Vec<String>>,
-    pub entity_keys: Option<Vec<String>>,
-    pub attempts: i64,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct GraphPurgeCounts {
-    pub pending: i64,
-    /// When the oldest pending purge was written (ms).
-    pub oldest_ms: Option<i64>,
-}
-
-/// What names a session's data on a graph server. The store's id alone is not enough: SQLite
-/// may give a deleted session's id to the next one, while its purge is still pending.
-pub fn graph_scope(session_id: i64, created_at: i64) -> String {
-    format!("{session_id}-{created_at}")
-}
-
-impl Session {
-    pub fn graph_scope(&self) -> String {
-        graph_scope(self.id, self.created_at)
+impl<D: Dialect> SqlStore<D> {
+    /// The session's items whose `column` is among `values` (of `kind`, when given), with
+    /// their vectors.
+    async fn items_with_vectors(
+        &self,
+        session: &Session,
+        column: &str,
+        values: &[String],
+        kind: Option<GraphKind>,
+    ) -> Result<Vec<GraphItemVector>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (matches, listed) = D::any_of(column, 4, values);
+        let sql = format!(
+            "SELECT {GRAPH_ITEM_COLUMNS}, embedding FROM graph_items
+             WHERE org_id = $1 AND session_id = $2 AND (CAST($3 AS TEXT) IS NULL OR kind = $3)
+               AND {matches}"
+        );
+        let mut bound = params![&session.org_id, session.id, kind.map(GraphKind::as_str)];
+        bound.extend(listed);
+        let rows = self.fetch_all(&sql, bound).await?;
+        rows.iter().map(graph_item_vector).collect()
     }
 }
 
-/// A stable id for an item of a session: the same natural key gives the same id.
-pub fn graph_item_id(scope: &str, kind: GraphKind, natural_key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new()
-        .chain_update(scope.as_bytes())
-        .chain_update([0])
-        .chain_update(kind.as_str().as_bytes())
-        .chain_update([0])
-        .chain_update(natural_key.as_bytes())
-        .finalize();
-    // A UUID's shape (version 8, RFC 9562's custom layout) so ids look like the mem0 engine's.
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
-impl Store {
-    /// Writes a turn's items in one transaction: chunks and summaries once, entities and
-    /// edges updated in place. Returns, for each item, whether it was new. A session deleted
-    /// meanwhile gets nothing ([`StoreError::SessionGone`]).
-    pub async fn write_graph_items(
+impl<D: Dialect> GraphItemStore for SqlStore<D> {
+    async fn write_graph_items(
         &self,
         session: &Session,
         items: &[NewGraphItem],
     ) -> Result<Vec<bool>, StoreError> {
-        forward!(self, s => s.write_graph_items(session, items).await)
+        let now = now_ms();
+        let mut tx = D::begin_write(&self.pool).await?;
+        lock_live_session::<D>(&mut tx, session).await?;
+        let mut fresh = Vec::with_capacity(items.len());
+        for item in items {
+            let existed = D::fetch_optional(
+                &mut tx,
+                "SELECT 1 AS hit FROM graph_items WHERE id = $1 AND org_id = $2 AND session_id = $3",
+                params![&item.id, &session.org_id, session.id],
+            )
+            .await?;
+            let sql = format!(
+                "INSERT INTO graph_items (id, org_id, session_id, kind, text, entity_key,
+                     entity_type, source_key, relation, target_key, sentence, embedding,
+                     created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+                 ON CONFLICT (id) {}",
+                on_conflict(item.kind)
+            );
+            let mut values = params![
+                &item.id,
+                &session.org_id,
+                session.id,
+                item.kind.as_str(),
+                &item.text,
+                &item.entity_key,
+                &item.entity_type,
+                &item.source_key,
+                &item.relation,
+                &item.target_key,
+                &item.sentence
+            ];
+            values.extend([Param::Vector(&item.embedding), Param::Int(now)]);
+            D::execute(&mut tx, &sql, values).await?;
+            fresh.push(existed.is_none());
+        }
+        tx.commit().await?;
+        Ok(fresh)
     }
 
-    /// The session's `k` items of `kinds` nearest to `query`, best first.
-    pub async fn nearest_graph_items(
+    async fn nearest_graph_items(
         &self,
         session: &Session,
         kinds: &[GraphKind],
         query: &[f32],
         k: usize,
     ) -> Result<Vec<ScoredGraphItem>, StoreError> {
-        forward!(self, s => s.nearest_graph_items(session, kinds, query, k).await)
+        if kinds.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_string()).collect();
+        D::nearest_graph_items(self, session, &kinds, query, k).await
     }
 
-    /// The session's live items among `ids`, with their vectors; deleted ones are absent.
-    pub async fn graph_items_by_id(
+    async fn graph_items_by_id(
         &self,
         session: &Session,
         ids: &[String],
     ) -> Result<Vec<GraphItemVector>, StoreError> {
-        forward!(self, s => s.graph_items_by_id(session, ids).await)
+        self.items_with_vectors(session, "id", ids, None).await
     }
 
-    /// The session's entities among `keys`, with their vectors.
-    pub async fn graph_entities(
+    async fn graph_entities(
         &self,
         session: &Session,
         keys: &[String],
     ) -> Result<Vec<GraphItemVector>, StoreError> {
-        forward!(self, s => s.graph_entities(session, keys).await)
+        self.items_with_vectors(session, "entity_key", keys, Some(GraphKind::Entity))
+            .await
     }
 
-    /// The session's edges from or to any of `keys` (at most `limit`): one hop of the
-    /// embedded graph.
-    pub async fn graph_edges_touching(
+    async fn graph_edges_touching(
         &self,
         session: &Session,
         keys: &[String],
         limit: usize,
     ) -> Result<Vec<GraphItem>, StoreError> {
-        forward!(self, s => s.graph_edges_touching(session, keys, limit).await)
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (from, from_keys) = D::any_of("source_key", 4, keys);
+        let (to, to_keys) = D::any_of("target_key", 4 + from_keys.len(), keys);
+        let sql = format!(
+            "SELECT {GRAPH_ITEM_COLUMNS} FROM graph_items
+             WHERE org_id = $1 AND session_id = $2 AND kind = 'edge' AND ({from} OR {to})
+             ORDER BY created_at LIMIT $3"
+        );
+        let mut bound = params![&session.org_id, session.id, limit as i64];
+        bound.extend(from_keys);
+        bound.extend(to_keys);
+        let rows = self.fetch_all(&sql, bound).await?;
+        rows.iter().map(sql::graph_item).collect()
     }
 
-    /// A page of the session's items of `kind`, oldest first, and how many there are.
-    pub async fn list_graph_items(
+    async fn list_graph_items(
         &self,
         session: &Session,
         kind: GraphKind,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<GraphItem>, i64), StoreError> {
-        forward!(self, s => s.list_graph_items(session, kind, limit, offset).await)
+        self.page(
+            &format!(
+                "SELECT {GRAPH_ITEM_COLUMNS} FROM graph_items
+                 WHERE org_id = $1 AND session_id = $2 AND kind = $3
+                 ORDER BY created_at, id LIMIT $4 OFFSET $5"
+            ),
+            params![&session.org_id, session.id, kind.as_str(), limit, offset],
+            "SELECT COUNT(*) AS n FROM graph_items WHERE org_id = $1 AND session_id = $2 AND kind = $3",
+            params![&session.org_id, session.id, kind.as_str()],
+            sql::graph_item,
+        )
+        .await
     }
 
-    /// Deletes one edge, and the entities it leaves without an edge, in one transaction;
-    /// with `purge_graph` the graph server's copy is queued for deletion in the same
-    /// transaction. `false` when the session has no such edge.
-    pub async fn delete_graph_edge(
+    async fn delete_graph_edge(
         &self,
         session: &Session,
         edge_id: &str,
         purge_graph: bool,
     ) -> Result<bool, StoreError> {
-        forward!(self, s => s.delete_graph_edge(session, edge_id, purge_graph).await)
+        let mut tx = D::begin_write(&self.pool).await?;
+        // Serialised with the session's writers, so an ingest cannot re-attach an entity
+        // between the orphan check and the delete.
+        match lock_live_session::<D>(&mut tx, session).await {
+            Err(StoreError::SessionGone(_)) => return Ok(false),
+            other => other?,
+        }
+        let Some(endpoints) = D::fetch_optional(
+            &mut tx,
+            "DELETE FROM graph_items
+             WHERE id = $1 AND org_id = $2 AND session_id = $3 AND kind = 'edge'
+             RETURNING source_key, target_key",
+            params![edge_id, &session.org_id, session.id],
+        )
+        .await?
+        else {
+            return Ok(false);
+        };
+        let keys: Vec<String> = [
+            endpoints.opt_text("source_key")?,
+            endpoints.opt_text("target_key")?,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (listed, key_params) = D::any_of("entity_key", 3, &keys);
+        let orphans = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "DELETE FROM graph_items
+                 WHERE org_id = $1 AND session_id = $2 AND kind = 'entity' AND {listed}
+                   AND NOT EXISTS (SELECT 1 FROM graph_items e
+                                   WHERE e.org_id = $1 AND e.session_id = $2 AND e.kind = 'edge'
+                                     AND (e.source_key = graph_items.entity_key
+                                          OR e.target_key = graph_items.entity_key))
+                 RETURNING entity_key"
+            );
+            let mut bound = params![&session.org_id, session.id];
+            bound.extend(key_params);
+            let rows = D::fetch_all(&mut tx, &sql, bound).await?;
+            rows.iter()
+                .map(|r| r.text("entity_key"))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if purge_graph {
+            let scope = session.graph_scope();
+            let edges = [edge_id.to_string()];
+            insert_purge::<D>(
+                &mut tx,
+                &session.org_id,
+                &scope,
+                Some(&edges),
+                Some(&orphans),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Queues a purge of what a graph server holds under `scope`: everything, or the edges
-    /// and entities named.
-    pub async fn enqueue_graph_purge(
+    async fn enqueue_graph_purge(
         &self,
         org_id: &str,
         scope: &str,
         edge_ids: Option<&[String]>,
         entity_keys: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        forward!(self, s => s.enqueue_graph_purge(org_id, scope, edge_ids, entity_keys).await)
+        let mut tx = D::begin_write(&self.pool).await?;
+        insert_purge::<D>(&mut tx, org_id, scope, edge_ids, entity_keys).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// Claims due purges under a lease, like the outbox.
-    pub async fn claim_graph_purges(
+    async fn claim_graph_purges(
         &self,
         limit: usize,
-        lease: std::time::Duration,
+        lease: Duration,
     ) -> Result<Vec<GraphPurge>, StoreError> {
-        forward!(self, s => s.claim_graph_purges(limit, lease).await)
+        let now = now_ms();
+        let rows = self
+            .fetch_all(
+                D::CLAIM_GRAPH_PURGES,
+                params![now, limit as i64, now + lease.as_millis() as i64],
+            )
+            .await?;
+        let mut purges = rows
+            .iter()
+            .map(|r| {
+                Ok(GraphPurge {
+                    id: r.int("id")?,
+                    org_id: r.text("org_id")?,
+                    scope: r.text("scope")?,
+                    edge_ids: r.json("edge_ids")?,
+                    entity_keys: r.json("entity_keys")?,
+                    attempts: r.int("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        purges.sort_by_key(|p| p.id);
+        Ok(purges)
     }
 
-    pub async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError> {
-        forward!(self, s => s.complete_graph_purge(id).await)
+    async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM graph_purges WHERE id = $1", params![id])
+            .await?;
+        Ok(())
     }
 
-    /// Records a failed attempt; a purge is retried until it succeeds.
-    pub async fn fail_graph_purge(
+    async fn fail_graph_purge(
         &self,
         id: i64,
         error: &str,
         retry_at: i64,
     ) -> Result<(), StoreError> {
-        forward!(self, s => s.fail_graph_purge(id, error, retry_at).await)
+        self.execute(
+            "UPDATE graph_purges SET lease_until = NULL, last_error = $1, next_attempt_at = $2
+             WHERE id = $3",
+            params![error, retry_at, id],
+        )
+        .await?;
+        Ok(())
     }
 
-    pub async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError> {
-        forward!(self, s => s.graph_purge_counts().await)
+    async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError> {
+        let row = self
+            .fetch_one(
+                "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM graph_purges",
+                Vec::new(),
+            )
+            .await?;
+        Ok(GraphPurgeCounts {
+            pending: row.int("n")?,
+            oldest_ms: row.opt_int("oldest")?,
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn item_ids_are_stable_and_scoped() {
-        let a = graph_item_id("1-100", GraphKind::Entity, "person:alice");
-        assert_eq!(a, graph_item_id("1-100", GraphKind::Entity, "person:alice"));
-        assert_ne!(a, graph_item_id("2-100", GraphKind::Entity, "person:alice"));
-        assert_ne!(a, graph_item_id("1-100", GraphKind::Edge, "person:alice"));
-        assert_eq!(
-            uuid::Uuid::parse_str(&a).map(|u| u.get_version_num()),
-            Ok(8)
-        );
-    }
+/// Queues a graph purge inside the caller's transaction, so that it commits with the
+/// deletion it completes.
+pub(crate) async fn insert_purge<D: Dialect>(
+    conn: &mut Conn<D>,
+    org_id: &str,
+    scope: &str,
+    edge_ids: Option<&[String]>,
+    entity_keys: Option<&[String]>,
+) -> Result<(), StoreError> {
+    let mut values = params![org_id, scope];
+    values.extend([sql::json(&edge_ids)?, sql::json(&entity_keys)?]);
+    values.push(now_ms().into());
+    D::execute(
+        conn,
+        "INSERT INTO graph_purges (org_id, scope, edge_ids, entity_keys, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
+        values,
+    )
+    .await?;
+    Ok(())
 }

@@ -1,9 +1,13 @@
-//! Storage backends: the embedded SQLite store (the default, no server needed) and Postgres +
-//! pgvector (production, shared by replicas), chosen by the scheme of `storage.url`. Both
-//! offer the same operations; [`Store`] forwards each to the one configured.
+//! The relational store: the embedded SQLite file (the default, no server needed) or Postgres +
+//! pgvector (production, shared by replicas), chosen by `storage.url`.
+//!
+//! The contract is written on the capability traits below, one per concern. Both backends
+//! implement them with the same code (`sessions.rs`, `facts.rs`, `outbox.rs`, `usage.rs`,
+//! `graph_items.rs`, over the shared SQL layer in `sql.rs`); what differs between SQLite and
+//! Postgres is in `sqlite/` and `postgres/` only. [`Store`] is the closed set of the two and
+//! implements each trait by `match`, so callers hold one type and dispatch stays static.
+//! `tests/store_contract.rs` runs every operation on both.
 
-/// Sends a call to the configured backend; defined before the submodules so that
-/// `graph_items` forwards its operations the same way.
 macro_rules! forward {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
@@ -13,144 +17,317 @@ macro_rules! forward {
     };
 }
 
-pub mod graph_items;
-pub mod neo4j;
+mod facts;
+mod graph_items;
+mod meta;
+mod outbox;
 pub mod postgres;
-mod postgres_graph;
+mod sessions;
+pub(crate) mod sql;
 pub mod sqlite;
-mod sqlite_graph;
-pub mod vector_cache;
+mod usage;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::StorageConfig;
+use crate::config::{StorageBackend, StorageConfig};
+use crate::domain::graph::{
+    GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
+    ScoredGraphItem,
+};
+use crate::domain::outbox::{OutboxCounts, OutboxEntry, OutboxRow, TurnPayload};
+use crate::domain::usage::{UsageEvent, UsageRow};
+use crate::domain::{
+    EngineKind, Fact, FactChange, FactHistoryEvent, Neighbour, Session, SessionConfig, SessionStats,
+};
 use crate::error::StoreError;
-use crate::memory::{Fact, FactHistoryEvent, Session, SessionConfig, TurnMessage};
-use crate::usage::UsageEvent;
 use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
-/// What the outbox keeps of a finished request: enough to ingest it later, by any replica.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TurnPayload {
-    pub memory_id: String,
-    pub messages: Vec<TurnMessage>,
-    /// The request the turn came from, so the ingest worker's logs name it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// The request span's W3C `traceparent`, so the ingestion continues its trace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traceparent: Option<String>,
+/// Memory sessions, each owned by one org. Every lookup is scoped by the org in the query.
+#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
+pub trait SessionStore {
+    /// A new session; [`StoreError::Conflict`] when the org has one by that name.
+    async fn create_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        engine: EngineKind,
+        config: &SessionConfig,
+    ) -> Result<Session, StoreError>;
+
+    /// The org's session by name; another org's is not found.
+    async fn find_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// The session, created with `engine` when it does not exist yet (race-free). Looks
+    /// first, so the common case costs a read, not a write.
+    async fn find_or_create_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        engine: EngineKind,
+    ) -> Result<Session, StoreError>;
+
+    /// A page of the org's sessions, oldest first, with what each holds, and how many the
+    /// org has.
+    async fn list_sessions(
+        &self,
+        org_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError>;
+
+    /// What the session holds: facts (a cognee session's relationships), pending and dead
+    /// turns.
+    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError>;
+
+    /// Replaces the session's config; `None` when the org has no such session.
+    async fn update_session_config(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        config: &SessionConfig,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Deletes the session with its facts, graph items, history and pending turns in one
+    /// transaction; returns how many facts (or graph edges) went, or `None` when the org has
+    /// no such session. With `purge_graph`, a cognee session's data on the graph server is
+    /// queued for deletion in the same transaction.
+    async fn delete_session(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        purge_graph: bool,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Every session that has a fact TTL, for the periodic purge.
+    async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError>;
 }
 
-#[derive(Clone, Debug)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub org_id: String,
-    pub session_id: i64,
-    pub payload: TurnPayload,
-    pub attempts: i64,
+/// The mem0 engine's facts, their vectors and their history.
+#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
+pub trait FactStore {
+    /// The session's `k` facts nearest to `query` (cosine similarity, best first), among
+    /// those written since `fresh_since`.
+    async fn nearest(
+        &self,
+        session: &Session,
+        query: &[f32],
+        k: usize,
+        fresh_since: Option<i64>,
+    ) -> Result<Vec<Neighbour>, StoreError>;
+
+    /// Facts (id, text) matching any of `terms`, best first.
+    async fn keyword_search(
+        &self,
+        session: &Session,
+        terms: &[String],
+        limit: usize,
+        fresh_since: Option<i64>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// A page of the session's facts, oldest first, and how many there are; facts written
+    /// before `fresh_since` (the session's TTL) are left out as if already purged.
+    async fn list_facts(
+        &self,
+        session: &Session,
+        fresh_since: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Fact>, i64), StoreError>;
+
+    /// Applies changes with their history rows in one transaction, then trims the session
+    /// to its `max_facts`; returns the ids touched, in order (a new id for each ADD).
+    /// Updates and deletes of facts that are not there are skipped. A session deleted
+    /// meanwhile gets nothing ([`StoreError::SessionGone`]): its row is checked inside the
+    /// transaction, creation time included, because SQLite may hand a deleted session's id
+    /// to the next one created.
+    async fn apply_fact_changes(
+        &self,
+        session: &Session,
+        changes: &[FactChange],
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Applies the session's retention now: facts past its TTL and beyond its cap go, each
+    /// with a history row. Returns how many were removed.
+    async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError>;
+
+    /// A page of the ADD/UPDATE/DELETE events of the session's facts (of one fact, when
+    /// given), oldest first, and how many there are.
+    async fn fact_history(
+        &self,
+        session: &Session,
+        fact_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError>;
 }
 
-/// A fact with its vector, as the embedded store caches them.
-#[derive(Clone, Debug)]
-pub struct StoredVector {
-    pub org_id: String,
-    pub fact_id: String,
-    pub text: String,
-    /// When the fact was last written (ms), for the session's TTL.
-    pub updated_at: i64,
-    pub embedding: Vec<f32>,
+/// Finished turns waiting for ingestion, claimed by any replica under a lease.
+#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
+pub trait OutboxStore {
+    /// Stores a finished turn for ingestion. Idempotent on `idempotency_key`.
+    async fn enqueue_turn(
+        &self,
+        idempotency_key: &str,
+        org_id: &str,
+        session_id: i64,
+        payload: &TurnPayload,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` due rows under a lease, oldest first: a worker that dies
+    /// mid-ingest leaves them to be claimed again when the lease runs out.
+    async fn claim_outbox(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// At start on the embedded store (one process per file): frees the leases of turns (and
+    /// graph purges) a killed process had claimed, and says how many turns. Replicas sharing
+    /// Postgres wait for the leases to expire, so there it frees nothing.
+    async fn release_stale_leases(&self) -> Result<u64, StoreError>;
+
+    async fn complete_outbox(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
+    async fn fail_outbox(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
+    async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// A page of the org's outbox rows in `state`, oldest first, and how many there are.
+    async fn list_outbox(
+        &self,
+        org_id: &str,
+        state: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<OutboxEntry>, i64), StoreError>;
+
+    /// Puts one of the org's dead turns back in the queue with a fresh attempt budget;
+    /// `false` when the org has no such dead turn.
+    async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError>;
+
+    /// Rows by state, for readiness, metrics and tests.
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
 }
 
-/// A stored fact near a query vector.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Neighbour {
-    pub fact_id: String,
-    pub text: String,
-    /// Cosine similarity, 1 for the same direction.
-    pub similarity: f32,
+/// Platform spend: token usage of internal calls.
+#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
+pub trait UsageStore {
+    /// Writes a batch of events at once.
+    async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError>;
+
+    /// The org's platform spend between `from_ms` (inclusive) and `to_ms` (exclusive), by UTC
+    /// day, kind and model, and by session when `by_session`.
+    async fn usage_report(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        by_session: bool,
+    ) -> Result<Vec<UsageRow>, StoreError>;
 }
 
-/// A change to a session's facts, applied with its history row in one transaction.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FactChange {
-    Add {
-        text: String,
-        embedding: Vec<f32>,
-    },
-    Update {
-        fact_id: String,
-        text: String,
-        embedding: Vec<f32>,
-    },
-    Delete {
-        fact_id: String,
-    },
-}
+/// The cognee engine's rows: chunks, summaries, entities and relationship edges with their
+/// vectors, and the purges a graph server still owes. Without a graph server these rows are
+/// the graph itself (edges join entities by key).
+#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
+pub trait GraphItemStore {
+    /// Writes a turn's items in one transaction: chunks and summaries once, entities and
+    /// edges updated in place. Returns, for each item, whether it was new. A session deleted
+    /// meanwhile gets nothing ([`StoreError::SessionGone`]).
+    async fn write_graph_items(
+        &self,
+        session: &Session,
+        items: &[NewGraphItem],
+    ) -> Result<Vec<bool>, StoreError>;
 
-/// What a session holds, for the management API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct SessionStats {
-    pub fact_count: i64,
-    pub pending_turns: i64,
-    pub dead_turns: i64,
-}
+    /// The session's `k` items of `kinds` nearest to `query`, best first.
+    async fn nearest_graph_items(
+        &self,
+        session: &Session,
+        kinds: &[GraphKind],
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<ScoredGraphItem>, StoreError>;
 
-/// A turn in the outbox, as the management API shows it (dead letters in particular).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub memory_id: String,
-    #[schema(value_type = OutboxState)]
-    pub state: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "crate::timestamp::serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub next_attempt_at: i64,
-}
+    /// The session's live items among `ids`, with their vectors; deleted ones are absent.
+    async fn graph_items_by_id(
+        &self,
+        session: &Session,
+        ids: &[String],
+    ) -> Result<Vec<GraphItemVector>, StoreError>;
 
-/// A turn's state in the outbox: waiting for (another) ingestion attempt, ingested, or
-/// failed for good (a dead letter, which can be retried).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum OutboxState {
-    Pending,
-    Done,
-    Dead,
-}
+    /// The session's entities among `keys`, with their vectors.
+    async fn graph_entities(
+        &self,
+        session: &Session,
+        keys: &[String],
+    ) -> Result<Vec<GraphItemVector>, StoreError>;
 
-/// Platform spend of one org for one day, kind of call and model (and session, when asked).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
-pub struct UsageRow {
-    /// UTC date, `YYYY-MM-DD`.
-    #[schema(format = Date)]
-    pub day: String,
-    /// `query_embedding`, `fact_embedding`, `extraction`, `memory_update`, `graph_embedding`,
-    /// `graph_extraction`, `summary` or `graph_completion`.
-    #[sqlx(rename = "purpose")]
-    pub kind: String,
-    pub model: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_id: Option<String>,
-    pub calls: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-}
+    /// The session's edges from or to any of `keys` (at most `limit`, oldest first): one hop
+    /// of the embedded graph.
+    async fn graph_edges_touching(
+        &self,
+        session: &Session,
+        keys: &[String],
+        limit: usize,
+    ) -> Result<Vec<GraphItem>, StoreError>;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct OutboxCounts {
-    pub pending: i64,
-    pub done: i64,
-    pub dead: i64,
-    /// When the oldest pending turn was written (ms).
-    pub oldest_pending_ms: Option<i64>,
+    /// A page of the session's items of `kind`, oldest first, and how many there are.
+    async fn list_graph_items(
+        &self,
+        session: &Session,
+        kind: GraphKind,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<GraphItem>, i64), StoreError>;
+
+    /// Deletes one edge, and the entities it leaves without an edge, in one transaction;
+    /// with `purge_graph` the graph server's copy is queued for deletion in the same
+    /// transaction. `false` when the session has no such edge.
+    async fn delete_graph_edge(
+        &self,
+        session: &Session,
+        edge_id: &str,
+        purge_graph: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Queues a purge of what a graph server holds under `scope`: everything, or the edges
+    /// and entities named.
+    async fn enqueue_graph_purge(
+        &self,
+        org_id: &str,
+        scope: &str,
+        edge_ids: Option<&[String]>,
+        entity_keys: Option<&[String]>,
+    ) -> Result<(), StoreError>;
+
+    /// Claims due purges under a lease, like the outbox.
+    async fn claim_graph_purges(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<GraphPurge>, StoreError>;
+
+    async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Records a failed attempt; a purge is retried until it succeeds.
+    async fn fail_graph_purge(&self, id: i64, error: &str, retry_at: i64)
+        -> Result<(), StoreError>;
+
+    async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError>;
 }
 
 #[derive(Clone, Debug)]
@@ -162,14 +339,13 @@ pub enum Store {
 impl Store {
     /// `dimensions` is the embedding dimension, which sizes the Postgres search strategy.
     pub async fn connect(config: &StorageConfig, dimensions: usize) -> Result<Self, StoreError> {
-        if is_postgres_url(&config.url) {
-            Ok(Self::Postgres(
-                PostgresStore::connect(config, dimensions).await?,
-            ))
-        } else {
-            Ok(Self::Sqlite(
-                SqliteStore::connect(&config.url, config.max_connections).await?,
-            ))
+        match config.backend() {
+            StorageBackend::Postgres => {
+                Ok(Self::Postgres(postgres::connect(config, dimensions).await?))
+            }
+            StorageBackend::Sqlite => Ok(Self::Sqlite(
+                sqlite::connect(&config.url, config.max_connections).await?,
+            )),
         }
     }
 
@@ -189,11 +365,15 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        forward!(self, s => s.migrate().await)
+        match self {
+            Store::Sqlite(s) => sqlite::migrate(s).await,
+            Store::Postgres(s) => postgres::migrate(s).await,
+        }
     }
 
-    /// Refuses to start on vectors of another embedding model (Postgres also fixes the
-    /// column's dimension on first start).
+    /// Records the embedding model on first start and refuses to run against vectors of
+    /// another one afterwards ([`StoreError::EmbeddingsChanged`]): distances between them
+    /// mean nothing. Postgres also fixes the vector column's dimension on first start.
     pub async fn check_embeddings(&self, model: &str, dimensions: usize) -> Result<(), StoreError> {
         forward!(self, s => s.check_embeddings(model, dimensions).await)
     }
@@ -204,20 +384,22 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        forward!(self, s => s.ping().await)
+        forward!(self, s => s.execute("SELECT 1", Vec::new()).await.map(drop))
     }
+}
 
-    pub async fn create_session(
+impl SessionStore for Store {
+    async fn create_session(
         &self,
         org_id: &str,
         memory_id: &str,
-        engine: &str,
+        engine: EngineKind,
         config: &SessionConfig,
     ) -> Result<Session, StoreError> {
         forward!(self, s => s.create_session(org_id, memory_id, engine, config).await)
     }
 
-    pub async fn find_session(
+    async fn find_session(
         &self,
         org_id: &str,
         memory_id: &str,
@@ -225,18 +407,16 @@ impl Store {
         forward!(self, s => s.find_session(org_id, memory_id).await)
     }
 
-    /// The session, created with `engine` when it does not exist yet (race-free).
-    pub async fn find_or_create_session(
+    async fn find_or_create_session(
         &self,
         org_id: &str,
         memory_id: &str,
-        engine: &str,
+        engine: EngineKind,
     ) -> Result<Session, StoreError> {
         forward!(self, s => s.find_or_create_session(org_id, memory_id, engine).await)
     }
 
-    /// A page of the org's sessions, oldest first, with what each holds.
-    pub async fn list_sessions(
+    async fn list_sessions(
         &self,
         org_id: &str,
         limit: i64,
@@ -245,12 +425,11 @@ impl Store {
         forward!(self, s => s.list_sessions(org_id, limit, offset).await)
     }
 
-    pub async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
+    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
         forward!(self, s => s.session_stats(session).await)
     }
 
-    /// Replaces the session's config; `None` when the org has no such session.
-    pub async fn update_session_config(
+    async fn update_session_config(
         &self,
         org_id: &str,
         memory_id: &str,
@@ -259,11 +438,7 @@ impl Store {
         forward!(self, s => s.update_session_config(org_id, memory_id, config).await)
     }
 
-    /// Deletes the session with its facts, graph items, history and pending turns in one
-    /// transaction; returns how many facts (or graph edges) went, or `None` when the org has
-    /// no such session. With `purge_graph`, a cognee session's data on the graph server is
-    /// queued for deletion in the same transaction.
-    pub async fn delete_session(
+    async fn delete_session(
         &self,
         org_id: &str,
         memory_id: &str,
@@ -272,14 +447,13 @@ impl Store {
         forward!(self, s => s.delete_session(org_id, memory_id, purge_graph).await)
     }
 
-    /// Every session that has a fact TTL, for the periodic purge.
-    pub async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError> {
+    async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError> {
         forward!(self, s => s.sessions_with_ttl().await)
     }
+}
 
-    /// The session's `k` facts nearest to `query`, best first, among those written since
-    /// `fresh_since`.
-    pub async fn nearest(
+impl FactStore for Store {
+    async fn nearest(
         &self,
         session: &Session,
         query: &[f32],
@@ -289,8 +463,7 @@ impl Store {
         forward!(self, s => s.nearest(session, query, k, fresh_since).await)
     }
 
-    /// Facts (id, text) matching any of `terms`, best first.
-    pub async fn keyword_search(
+    async fn keyword_search(
         &self,
         session: &Session,
         terms: &[String],
@@ -300,9 +473,7 @@ impl Store {
         forward!(self, s => s.keyword_search(session, terms, limit, fresh_since).await)
     }
 
-    /// A page of the session's facts, oldest first; facts written before `fresh_since` are
-    /// left out as if already purged.
-    pub async fn list_facts(
+    async fn list_facts(
         &self,
         session: &Session,
         fresh_since: Option<i64>,
@@ -312,11 +483,7 @@ impl Store {
         forward!(self, s => s.list_facts(session, fresh_since, limit, offset).await)
     }
 
-    /// Applies changes with their history rows in one transaction, then trims the session
-    /// to its `max_facts`; returns the ids touched, in order (a new id for each ADD).
-    /// Updates and deletes of facts that are not there are skipped; a session deleted
-    /// meanwhile gets nothing ([`StoreError::SessionGone`]).
-    pub async fn apply_fact_changes(
+    async fn apply_fact_changes(
         &self,
         session: &Session,
         changes: &[FactChange],
@@ -325,13 +492,11 @@ impl Store {
         forward!(self, s => s.apply_fact_changes(session, changes, reason).await)
     }
 
-    /// Applies the session's TTL and cap now; returns how many facts went.
-    pub async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError> {
+    async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError> {
         forward!(self, s => s.enforce_retention(session).await)
     }
 
-    /// A page of the ADD/UPDATE/DELETE events of the session's facts, oldest first.
-    pub async fn fact_history(
+    async fn fact_history(
         &self,
         session: &Session,
         fact_id: Option<&str>,
@@ -340,9 +505,10 @@ impl Store {
     ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError> {
         forward!(self, s => s.fact_history(session, fact_id, limit, offset).await)
     }
+}
 
-    /// Stores a finished turn for ingestion. Idempotent on `idempotency_key`.
-    pub async fn enqueue_turn(
+impl OutboxStore for Store {
+    async fn enqueue_turn(
         &self,
         idempotency_key: &str,
         org_id: &str,
@@ -352,9 +518,7 @@ impl Store {
         forward!(self, s => s.enqueue_turn(idempotency_key, org_id, session_id, payload).await)
     }
 
-    /// Claims up to `limit` due rows under a lease: a worker that dies mid-ingest leaves them
-    /// to be claimed again when the lease runs out.
-    pub async fn claim_outbox(
+    async fn claim_outbox(
         &self,
         limit: usize,
         lease: Duration,
@@ -362,21 +526,15 @@ impl Store {
         forward!(self, s => s.claim_outbox(limit, lease).await)
     }
 
-    /// At start on the embedded store (one process per file): frees the leases of turns a
-    /// killed process had claimed. Replicas sharing Postgres wait for the leases to expire.
-    pub async fn release_stale_leases(&self) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.release_leases().await,
-            Store::Postgres(_) => Ok(0),
-        }
+    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+        forward!(self, s => s.release_stale_leases().await)
     }
 
-    pub async fn complete_outbox(&self, id: i64) -> Result<(), StoreError> {
+    async fn complete_outbox(&self, id: i64) -> Result<(), StoreError> {
         forward!(self, s => s.complete_outbox(id).await)
     }
 
-    /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
-    pub async fn fail_outbox(
+    async fn fail_outbox(
         &self,
         id: i64,
         error: &str,
@@ -385,13 +543,11 @@ impl Store {
         forward!(self, s => s.fail_outbox(id, error, retry_at).await)
     }
 
-    /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
-    pub async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
         forward!(self, s => s.purge_done_outbox(before_ms).await)
     }
 
-    /// A page of the org's outbox rows in `state`, oldest first.
-    pub async fn list_outbox(
+    async fn list_outbox(
         &self,
         org_id: &str,
         state: &str,
@@ -401,24 +557,21 @@ impl Store {
         forward!(self, s => s.list_outbox(org_id, state, limit, offset).await)
     }
 
-    /// Puts one of the org's dead turns back in the queue with a fresh attempt budget;
-    /// `false` when the org has no such dead turn.
-    pub async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError> {
+    async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError> {
         forward!(self, s => s.retry_outbox(org_id, id).await)
     }
 
-    /// Rows by state, for readiness, metrics and tests.
-    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         forward!(self, s => s.outbox_counts().await)
     }
+}
 
-    pub async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+impl UsageStore for Store {
+    async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         forward!(self, s => s.record_usage(events).await)
     }
 
-    /// The org's platform spend between `from_ms` (inclusive) and `to_ms` (exclusive), by UTC
-    /// day, kind and model, and by session when `by_session`.
-    pub async fn usage_report(
+    async fn usage_report(
         &self,
         org_id: &str,
         from_ms: i64,
@@ -429,6 +582,101 @@ impl Store {
     }
 }
 
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
+impl GraphItemStore for Store {
+    async fn write_graph_items(
+        &self,
+        session: &Session,
+        items: &[NewGraphItem],
+    ) -> Result<Vec<bool>, StoreError> {
+        forward!(self, s => s.write_graph_items(session, items).await)
+    }
+
+    async fn nearest_graph_items(
+        &self,
+        session: &Session,
+        kinds: &[GraphKind],
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<ScoredGraphItem>, StoreError> {
+        forward!(self, s => s.nearest_graph_items(session, kinds, query, k).await)
+    }
+
+    async fn graph_items_by_id(
+        &self,
+        session: &Session,
+        ids: &[String],
+    ) -> Result<Vec<GraphItemVector>, StoreError> {
+        forward!(self, s => s.graph_items_by_id(session, ids).await)
+    }
+
+    async fn graph_entities(
+        &self,
+        session: &Session,
+        keys: &[String],
+    ) -> Result<Vec<GraphItemVector>, StoreError> {
+        forward!(self, s => s.graph_entities(session, keys).await)
+    }
+
+    async fn graph_edges_touching(
+        &self,
+        session: &Session,
+        keys: &[String],
+        limit: usize,
+    ) -> Result<Vec<GraphItem>, StoreError> {
+        forward!(self, s => s.graph_edges_touching(session, keys, limit).await)
+    }
+
+    async fn list_graph_items(
+        &self,
+        session: &Session,
+        kind: GraphKind,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<GraphItem>, i64), StoreError> {
+        forward!(self, s => s.list_graph_items(session, kind, limit, offset).await)
+    }
+
+    async fn delete_graph_edge(
+        &self,
+        session: &Session,
+        edge_id: &str,
+        purge_graph: bool,
+    ) -> Result<bool, StoreError> {
+        forward!(self, s => s.delete_graph_edge(session, edge_id, purge_graph).await)
+    }
+
+    async fn enqueue_graph_purge(
+        &self,
+        org_id: &str,
+        scope: &str,
+        edge_ids: Option<&[String]>,
+        entity_keys: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.enqueue_graph_purge(org_id, scope, edge_ids, entity_keys).await)
+    }
+
+    async fn claim_graph_purges(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<GraphPurge>, StoreError> {
+        forward!(self, s => s.claim_graph_purges(limit, lease).await)
+    }
+
+    async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError> {
+        forward!(self, s => s.complete_graph_purge(id).await)
+    }
+
+    async fn fail_graph_purge(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: i64,
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.fail_graph_purge(id, error, retry_at).await)
+    }
+
+    async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError> {
+        forward!(self, s => s.graph_purge_counts().await)
+    }
 }

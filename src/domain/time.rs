@@ -2,6 +2,14 @@
 
 use serde::Serializer;
 
+/// The wall clock in Unix milliseconds, as every stored timestamp is.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// `2026-11-25T02:21:30.123Z` for a Unix time in milliseconds.
 pub fn rfc3339(ms: i64) -> String {
     let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));

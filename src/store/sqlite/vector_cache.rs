@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::store::StoredVector;
+use super::StoredVector;
 
 pub type SessionVectors = Arc<Vec<StoredVector>>;
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::domain::{EngineKind, FieldError};
 
 pub const MAX_TOP_K: usize = 50;
 pub const MAX_FACTS_CAP: u64 = 1_000_000;
@@ -44,20 +44,17 @@ impl Default for SessionConfig {
 
 impl SessionConfig {
     /// Reads a `config` object from a request, naming the offending field on error.
-    pub fn from_request(value: Value) -> Result<Self, ApiError> {
+    pub fn from_request(value: Value) -> Result<Self, FieldError> {
         if !value.is_object() {
-            return Err(ApiError::unprocessable(
-                "invalid_field",
-                "field `config`: must be an object",
-            ));
+            return Err(FieldError::invalid("field `config`: must be an object"));
         }
         let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." {
-                ApiError::unprocessable("invalid_field", format!("field `config`: {inner}"))
+                FieldError::invalid(format!("field `config`: {inner}"))
             } else {
-                ApiError::unprocessable("invalid_field", format!("field `config.{path}`: {inner}"))
+                FieldError::invalid(format!("field `config.{path}`: {inner}"))
             }
         })?;
         config.validate()?;
@@ -66,12 +63,9 @@ impl SessionConfig {
 
     /// This config with `patch` merged in the JSON merge-patch way (RFC 7396): a key set to
     /// null goes back to its default, an absent key keeps its value.
-    pub fn merged(&self, patch: Value) -> Result<Self, ApiError> {
+    pub fn merged(&self, patch: Value) -> Result<Self, FieldError> {
         let Value::Object(patch) = patch else {
-            return Err(ApiError::unprocessable(
-                "invalid_field",
-                "field `config`: must be an object",
-            ));
+            return Err(FieldError::invalid("field `config`: must be an object"));
         };
         let mut current = match serde_json::to_value(self) {
             Ok(Value::Object(map)) => map,
@@ -87,12 +81,11 @@ impl SessionConfig {
         Self::from_request(Value::Object(current))
     }
 
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), FieldError> {
         let field = |name: &str, rule: &str| {
-            Err(ApiError::unprocessable(
-                "invalid_field",
-                format!("field `config.{name}`: {rule}"),
-            ))
+            Err(FieldError::invalid(format!(
+                "field `config.{name}`: {rule}"
+            )))
         };
         if self.top_k.is_some_and(|k| k == 0 || k > MAX_TOP_K) {
             return field("top_k", &format!("must be between 1 and {MAX_TOP_K}"));
@@ -117,8 +110,8 @@ impl SessionConfig {
 
     /// Refuses settings the session's engine does not implement: the cognee engine keeps a
     /// graph, whose relationships have no TTL or cap.
-    pub fn check_engine(&self, engine: &str) -> Result<(), ApiError> {
-        if engine != crate::memory::COGNEE_ENGINE {
+    pub fn check_engine(&self, engine: EngineKind) -> Result<(), FieldError> {
+        if engine != EngineKind::Cognee {
             return Ok(());
         }
         for (name, set) in [
@@ -126,10 +119,9 @@ impl SessionConfig {
             ("max_facts", self.max_facts.is_some()),
         ] {
             if set {
-                return Err(ApiError::unprocessable(
-                    "unsupported_setting",
-                    format!("field `config.{name}`: not supported by the cognee engine"),
-                ));
+                return Err(FieldError::unsupported(format!(
+                    "field `config.{name}`: not supported by the cognee engine"
+                )));
             }
         }
         Ok(())
@@ -161,7 +153,7 @@ mod tests {
         let e = SessionConfig::from_request(json!({"ttl": 5})).unwrap_err();
         assert!(e.message.contains("ttl"), "{}", e.message);
         let e = SessionConfig::from_request(json!([1])).unwrap_err();
-        assert_eq!(e.status, 422);
+        assert_eq!(e.code, "invalid_field");
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! Platform spend, the same on both backends.
+
+use crate::domain::now_ms;
+use crate::domain::usage::{UsageEvent, UsageRow};
+use crate::error::StoreError;
+use crate::store::sql::{self, params, Dialect, Param, SqlStore};
+use crate::store::UsageStore;
+
+/// Columns of one usage event, in the order [`UsageStore::record_usage`] binds them.
+const EVENT_COLUMNS: usize = 7;
+
+impl<D: Dialect> UsageStore for SqlStore<D> {
+    async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        // One statement for the batch.
+        let rows = (0..events.len())
+            .map(|i| {
+                let placeholders = (1..=EVENT_COLUMNS)
+                    .map(|c| format!("${}", i * EVENT_COLUMNS + c))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("({placeholders})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO usage (org_id, memory_id, purpose, model, prompt_tokens, completion_tokens, created_at)
+             VALUES {rows}"
+        );
+        let values: Vec<Param<'_>> = events
+            .iter()
+            .flat_map(|e| {
+                params![
+                    &e.org,
+                    &e.memory_id,
+                    e.purpose.as_str(),
+                    &e.model,
+                    e.prompt_tokens,
+                    e.completion_tokens,
+                    now
+                ]
+            })
+            .collect();
+        self.execute(&sql, values).await?;
+        Ok(())
+    }
+
+    async fn usage_report(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        by_session: bool,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let session = if by_session { "memory_id" } else { "NULL" };
+        let sql = format!(
+            "SELECT {} AS day, purpose, model, CAST({session} AS TEXT) AS memory_id,
+                    COUNT(*) AS calls,
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens
+             FROM usage WHERE org_id = $1 AND created_at >= $2 AND created_at < $3
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            D::DAY_OF_CREATED_AT
+        );
+        let rows = self
+            .fetch_all(&sql, params![org_id, from_ms, to_ms])
+            .await?;
+        rows.iter().map(sql::usage_row).collect()
+    }
+}
