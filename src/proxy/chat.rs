@@ -5,6 +5,11 @@
 //! cannot forward a body that a filter has already read once it is over its 64 KiB retry buffer
 //! (pingora #349, #688), so the request is forwarded here, with the same upstream, and the
 //! answer streamed back chunk by chunk through the tee.
+//!
+//! A request goes through, in order: `read_body`, `prepare` (what memory does, with
+//! `inject_facts` for the retrieval), then `forward`: `upstream_request`, `send_upstream`,
+//! `response_header`, `relay` (the answer back to the client, its end held until the turn is
+//! durable) and `finish_turn`.
 
 use std::time::{Duration, Instant};
 
@@ -32,12 +37,47 @@ use crate::store::SessionStore;
 /// Response header saying what memory did for this request.
 pub const MEMORY_STATUS_HEADER: &str = "x-memgate-memory";
 
+/// What memory did for a request that named a `memory_id`: told to the client in
+/// [`MEMORY_STATUS_HEADER`], and counted as the request's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemoryStatus {
+    /// Facts were put in front of the conversation.
+    Injected,
+    /// Retrieval ran but there was nothing to inject (nothing relevant stored yet).
+    Empty,
+    /// The session's retrieval is switched off.
+    Off,
+    /// Memory could not be consulted (retrieval failed or ran out of budget, or the caller or
+    /// the session could not be checked): the request went on without context.
+    Degraded,
+}
+
+impl MemoryStatus {
+    /// The value of [`MEMORY_STATUS_HEADER`]. The README promises clients these strings, so
+    /// they stay as they are.
+    fn header_value(self) -> &'static str {
+        match self {
+            MemoryStatus::Injected => "injected",
+            MemoryStatus::Empty => "empty",
+            MemoryStatus::Off => "off",
+            MemoryStatus::Degraded => "degraded",
+        }
+    }
+
+    /// The request's outcome in the metrics.
+    fn outcome(self) -> Outcome {
+        match self {
+            MemoryStatus::Injected => Outcome::ChatInjected,
+            MemoryStatus::Empty => Outcome::ChatEmpty,
+            MemoryStatus::Off => Outcome::ChatOff,
+            MemoryStatus::Degraded => Outcome::ChatDegraded,
+        }
+    }
+}
+
 /// What memory does for one request, decided before it goes upstream.
 struct MemoryUse {
-    /// `injected`, `empty` (nothing relevant stored yet), `off` (the session's retrieval is
-    /// switched off) or `degraded` (retrieval failed or ran out of budget), sent back in
-    /// [`MEMORY_STATUS_HEADER`].
-    status: &'static str,
+    status: MemoryStatus,
     /// Where the turn goes once the answer is complete; `None` when it is not to be stored.
     keep: Option<TurnTarget>,
 }
@@ -59,6 +99,8 @@ struct TurnTarget {
 /// a usable one), also in every log line of the request and of its turn's ingestion.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// An intercepted chat completion, answered whole. The request id and span are set first, so
+/// that every log line of the request, refusals included, carries them.
 pub async fn handle(
     state: &AppState,
     upstream: &Upstream,
@@ -80,6 +122,8 @@ pub async fn handle(
         .await
 }
 
+/// Anything refused here (body, route, caller, session) is answered by memgate and never
+/// reaches the upstream.
 async fn handle_request(
     state: &AppState,
     upstream: &Upstream,
@@ -128,13 +172,9 @@ async fn handle_request(
     } else {
         (body, None)
     };
-    ctx.outcome = match memory.as_ref().map(|m| m.status) {
-        None => Outcome::ChatNoMemory,
-        Some("injected") => Outcome::ChatInjected,
-        Some("empty") => Outcome::ChatEmpty,
-        Some("off") => Outcome::ChatOff,
-        Some(_) => Outcome::ChatDegraded,
-    };
+    ctx.outcome = memory
+        .as_ref()
+        .map_or(Outcome::ChatNoMemory, |m| m.status.outcome());
     let request = Outgoing {
         path_and_query,
         body: outgoing,
@@ -268,40 +308,23 @@ async fn prepare(
     let config = &memory_session.config;
     let store_turn = fields.store_memory.unwrap_or(config.store_memory);
     let user_text = chat.latest_user_text();
-    let mut status = if config.retrieval { "empty" } else { "off" };
-    if let (true, Some(query)) = (config.retrieval, &user_text) {
-        let remaining = budget.saturating_sub(started.elapsed());
-        let top_k = config.top_k.unwrap_or(state.config.memory.top_k);
-        let search = state
-            .engine
-            .context(&memory_session, query, top_k, remaining, &state.metrics);
-        match tokio::time::timeout(remaining, search).await {
-            Ok(Ok(facts)) => {
-                let block = context_block::render(
-                    &memory_id,
-                    facts.iter().map(|f| f.text.as_str()),
-                    state.config.memory.max_fact_chars,
-                );
-                if let Some(block) = block {
-                    chat.inject_context(&block);
-                    status = "injected";
-                    Metrics::inc(&state.metrics.context_injected_total);
-                    Metrics::add(&state.metrics.facts_injected_total, facts.len() as u64);
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, %memory_id, "retrieval failed; forwarding without context");
-                status = "degraded";
-                Metrics::inc(&state.metrics.retrieval_degraded_total);
-            }
-            Err(_) => {
-                tracing::warn!(%memory_id, budget_ms = budget.as_millis() as u64, "retrieval ran out of budget; forwarding without context");
-                status = "degraded";
-                Metrics::inc(&state.metrics.retrieval_degraded_total);
-            }
+    let status = match (config.retrieval, &user_text) {
+        (false, _) => MemoryStatus::Off,
+        // No user message to search with.
+        (true, None) => MemoryStatus::Empty,
+        (true, Some(query)) => {
+            inject_facts(
+                state,
+                &memory_session,
+                &memory_id,
+                query,
+                started,
+                budget,
+                &mut chat,
+            )
+            .await
         }
-        state.metrics.latency.retrieval.observe(started.elapsed());
-    }
+    };
     let keep = user_text
         .filter(|_| store_turn)
         .map(|user_text| TurnTarget {
@@ -317,6 +340,55 @@ async fn prepare(
     ))
 }
 
+/// Searches the session's facts for `query` and puts those found in front of the conversation.
+/// The budget counts from `started`: the session lookup has spent part of it already. A slow or
+/// failing search costs the request its context, never its answer.
+async fn inject_facts(
+    state: &AppState,
+    session: &MemorySession,
+    memory_id: &str,
+    query: &str,
+    started: Instant,
+    budget: Duration,
+    chat: &mut ChatBody,
+) -> MemoryStatus {
+    let remaining = budget.saturating_sub(started.elapsed());
+    let top_k = session.config.top_k.unwrap_or(state.config.memory.top_k);
+    let search = state
+        .engine
+        .context(session, query, top_k, remaining, &state.metrics);
+    let status = match tokio::time::timeout(remaining, search).await {
+        Ok(Ok(facts)) => {
+            let block = context_block::render(
+                memory_id,
+                facts.iter().map(|f| f.text.as_str()),
+                state.config.memory.max_fact_chars,
+            );
+            match block {
+                Some(block) => {
+                    chat.inject_context(&block);
+                    Metrics::inc(&state.metrics.context_injected_total);
+                    Metrics::add(&state.metrics.facts_injected_total, facts.len() as u64);
+                    MemoryStatus::Injected
+                }
+                None => MemoryStatus::Empty,
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, %memory_id, "retrieval failed; forwarding without context");
+            Metrics::inc(&state.metrics.retrieval_degraded_total);
+            MemoryStatus::Degraded
+        }
+        Err(_) => {
+            tracing::warn!(%memory_id, budget_ms = budget.as_millis() as u64, "retrieval ran out of budget; forwarding without context");
+            Metrics::inc(&state.metrics.retrieval_degraded_total);
+            MemoryStatus::Degraded
+        }
+    };
+    state.metrics.latency.retrieval.observe(started.elapsed());
+    status
+}
+
 /// Memory could not be consulted: the request goes on without context, flagged.
 fn degraded(
     state: &AppState,
@@ -327,7 +399,7 @@ fn degraded(
     (
         Bytes::from(chat.to_bytes()),
         Some(MemoryUse {
-            status: "degraded",
+            status: MemoryStatus::Degraded,
             keep,
         }),
     )
@@ -359,7 +431,36 @@ async fn forward(
     outgoing: Outgoing,
     memory: Option<MemoryUse>,
 ) -> Result<()> {
-    let request = session.req_header();
+    let request = upstream_request(upstream, session.req_header(), outgoing, memory.is_some());
+    let Some(response) = send_upstream(state, session, ctx, request_id, request).await? else {
+        return Ok(());
+    };
+    let client_version = session.req_header().version;
+    let status = memory.as_ref().map(|m| m.status);
+    let header = response_header(&response, client_version, request_id, status)?;
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    // An error answer is no turn to remember.
+    let kept = memory
+        .and_then(|m| m.keep)
+        .filter(|_| response.status().is_success())
+        .map(|target| (target, ResponseTee::for_content_type(content_type)));
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    relay(state, session, ctx, request_id, response, kept).await
+}
+
+/// The client's request as it goes to the gateway: its headers, less those that belong to the
+/// client's connection, with the body prepared here.
+fn upstream_request(
+    upstream: &Upstream,
+    request: &pingora::http::RequestHeader,
+    outgoing: Outgoing,
+    with_memory: bool,
+) -> reqwest::RequestBuilder {
     let path_and_query = outgoing
         .path_and_query
         .as_deref()
@@ -381,67 +482,82 @@ async fn forward(
         // The client's own, if any, is this span's parent: the gateway continues from here.
         headers.insert("traceparent", traceparent);
     }
-    if memory.is_some() {
+    if with_memory {
         // The tee reads the answer as text.
         headers.insert(
             http::header::ACCEPT_ENCODING,
             http::HeaderValue::from_static("identity"),
         );
     }
-    let sent = upstream
+    upstream
         .client
         .post(upstream.url_for(path_and_query))
         .headers(headers)
         .body(outgoing.body)
-        .send()
-        .await;
-    let mut response = match sent {
-        Ok(r) => r,
+}
+
+/// The gateway's answer (its header; the body is still to come), or `None` when the gateway
+/// could not be reached, the client then having had a 502 from here.
+async fn send_upstream(
+    state: &AppState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    request_id: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Option<reqwest::Response>> {
+    match request.send().await {
+        Ok(response) => Ok(Some(response)),
         Err(e) => {
             Metrics::inc(&state.metrics.upstream_errors_total);
             ctx.outcome = Outcome::ChatUpstreamError;
             tracing::warn!(error = %e, "upstream unreachable");
-            return respond(
-                session,
-                request_id,
-                &ApiError::bad_gateway("the upstream gateway could not be reached"),
-            )
-            .await;
+            let error = ApiError::bad_gateway("the upstream gateway could not be reached");
+            respond(session, request_id, &error).await?;
+            Ok(None)
         }
-    };
+    }
+}
 
-    let status = response.status();
-    let mut header = ResponseHeader::build(status.as_u16(), Some(response.headers().len() + 1))?;
+/// The header the client gets: the gateway's, less its hop-by-hop headers, plus memgate's own.
+fn response_header(
+    response: &reqwest::Response,
+    client_version: http::Version,
+    request_id: &str,
+    memory: Option<MemoryStatus>,
+) -> Result<ResponseHeader> {
+    let status = response.status().as_u16();
+    let mut header = ResponseHeader::build(status, Some(response.headers().len() + 1))?;
     for (name, value) in response.headers() {
         if !is_hop_by_hop(name.as_str()) {
             header.append_header(name.clone(), value.clone())?;
         }
     }
-    let http11 = session.req_header().version == http::Version::HTTP_11;
+    let http11 = client_version == http::Version::HTTP_11;
     if http11 && header.headers.get(http::header::CONTENT_LENGTH).is_none() {
         // Without a length the answer must be chunked: a close-delimited body would make a
         // cut stream look complete to the client.
         header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
-    if let Some(m) = &memory {
-        header.insert_header(MEMORY_STATUS_HEADER, m.status)?;
+    if let Some(status) = memory {
+        header.insert_header(MEMORY_STATUS_HEADER, status.header_value())?;
     }
     header.insert_header(REQUEST_ID_HEADER, request_id)?;
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let mut kept = memory
-        .and_then(|m| m.keep)
-        .filter(|_| status.is_success())
-        .map(|target| (target, ResponseTee::for_content_type(content_type)));
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
+    Ok(header)
+}
 
-    // The end of a kept answer is held back until its turn is durable (the tee says where the
-    // end starts); everything before goes out as it arrives. The turn is stored as soon as the
-    // answer is complete, not when the upstream closes the stream, which may be later.
+/// Streams the answer body to the client, and stores the turn of a kept one.
+///
+/// The end of a kept answer is held back until its turn is durable (the tee says where the
+/// end starts); everything before goes out as it arrives. The turn is stored as soon as the
+/// answer is complete, not when the upstream closes the stream, which may be later.
+async fn relay(
+    state: &AppState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    request_id: &str,
+    mut response: reqwest::Response,
+    mut kept: Option<(TurnTarget, ResponseTee)>,
+) -> Result<()> {
     let mut held = std::collections::VecDeque::<Bytes>::new();
     let mut sent: u64 = 0;
     loop {
@@ -456,7 +572,7 @@ async fn forward(
                 release(session, &mut held, &mut sent, tee.releasable()).await?;
                 if tee.is_complete() {
                     if let Some((target, tee)) = kept.take() {
-                        store_turn(state, request_id, target, tee).await;
+                        finish_turn(state, request_id, target, tee).await;
                     }
                     release(session, &mut held, &mut sent, u64::MAX).await?;
                 }
@@ -475,8 +591,10 @@ async fn forward(
             }
         }
     }
+    // A JSON body (or a stream that never said `[DONE]`) is over only when the upstream ends
+    // it; the tee still decides whether it is a complete answer.
     if let Some((target, tee)) = kept {
-        store_turn(state, request_id, target, tee).await;
+        finish_turn(state, request_id, target, tee).await;
     }
     release(session, &mut held, &mut sent, u64::MAX).await?;
     session.write_response_body(None, true).await?;
@@ -507,11 +625,17 @@ async fn release(
 }
 
 /// Makes the turn durable (outbox, else journal) when the tee holds a complete answer.
-async fn store_turn(state: &AppState, request_id: &str, target: TurnTarget, tee: ResponseTee) {
+async fn finish_turn(state: &AppState, request_id: &str, target: TurnTarget, tee: ResponseTee) {
     let Some(answer) = tee.finish() else {
         tracing::debug!("answer incomplete or unreadable; turn not stored");
         return;
     };
+    turn_store::persist(state, finished_turn(request_id, target, answer)).await;
+}
+
+/// The turn as the outbox and the journal keep it. Its idempotency key is fixed here, so a
+/// journaled turn that is replayed more than once still makes one outbox row.
+fn finished_turn(request_id: &str, target: TurnTarget, answer: String) -> FinishedTurn {
     let messages = vec![
         TurnMessage {
             role: "user".into(),
@@ -522,7 +646,7 @@ async fn store_turn(state: &AppState, request_id: &str, target: TurnTarget, tee:
             content: answer,
         },
     ];
-    let turn = FinishedTurn {
+    FinishedTurn {
         idempotency_key: uuid::Uuid::now_v7().to_string(),
         org_id: target.org_id,
         session_id: target.session_id,
@@ -531,10 +655,10 @@ async fn store_turn(state: &AppState, request_id: &str, target: TurnTarget, tee:
             memory_id: target.memory_id,
             messages,
             request_id: Some(request_id.to_string()),
+            // The worker's ingestion of the turn continues this request's trace.
             traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
         },
-    };
-    turn_store::persist(state, turn).await;
+    }
 }
 
 async fn reject(
@@ -556,4 +680,25 @@ async fn respond(session: &mut Session, request_id: &str, error: &ApiError) -> R
         .write_response_header(Box::new(header), false)
         .await?;
     session.write_response_body(Some(body), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_status_header_values() {
+        assert_eq!(MemoryStatus::Injected.header_value(), "injected");
+        assert_eq!(MemoryStatus::Empty.header_value(), "empty");
+        assert_eq!(MemoryStatus::Off.header_value(), "off");
+        assert_eq!(MemoryStatus::Degraded.header_value(), "degraded");
+    }
+
+    #[test]
+    fn memory_status_outcomes() {
+        assert_eq!(MemoryStatus::Injected.outcome(), Outcome::ChatInjected);
+        assert_eq!(MemoryStatus::Empty.outcome(), Outcome::ChatEmpty);
+        assert_eq!(MemoryStatus::Off.outcome(), Outcome::ChatOff);
+        assert_eq!(MemoryStatus::Degraded.outcome(), Outcome::ChatDegraded);
+    }
 }
