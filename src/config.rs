@@ -212,10 +212,102 @@ impl ClientDeadlines {
     }
 }
 
+/// An `http://` or `https://` URL with a host, parsed once when the config is read. Keeps
+/// the text as written, which is what logs and derived URLs use.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HttpUrl {
+    text: String,
+    parsed: reqwest::Url,
+}
+
+impl HttpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn parsed(&self) -> &reqwest::Url {
+        &self.parsed
+    }
+}
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(&text).map_err(|e| format!("`{text}`: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(format!(
+                "`{text}`: must be an http:// or https:// URL with a host"
+            ));
+        }
+        Ok(Self { text, parsed })
+    }
+}
+
+impl From<HttpUrl> for String {
+    fn from(url: HttpUrl) -> Self {
+        url.text
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A source network: CIDR, or a single address (a /32 or /128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network(pub ipnet::IpNet);
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(Network)
+            .map_err(|_| format!("`{text}` is not a network (CIDR) or an address"))
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> Self {
+        network.0.to_string()
+    }
+}
+
+/// An HTTP header name, checked when the config is read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HeaderName(pub http::HeaderName);
+
+impl TryFrom<String> for HeaderName {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        http::HeaderName::from_bytes(text.as_bytes())
+            .map(HeaderName)
+            .map_err(|_| format!("`{text}` is not a header name"))
+    }
+}
+
+impl From<HeaderName> for String {
+    fn from(name: HeaderName) -> Self {
+        name.0.as_str().to_string()
+    }
+}
+
+fn header_name(name: &'static str) -> HeaderName {
+    HeaderName(http::HeaderName::from_static(name))
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
-    pub url: String,
+    pub url: HttpUrl,
     pub connect_timeout_ms: u64,
     /// Longest silence tolerated between two chunks of an upstream answer.
     pub read_timeout_ms: u64,
@@ -224,7 +316,8 @@ pub struct UpstreamConfig {
 impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:4000".into(),
+            url: HttpUrl::try_from("http://127.0.0.1:4000".to_string())
+                .expect("the default upstream URL parses"),
             connect_timeout_ms: 5_000,
             read_timeout_ms: 600_000,
         }
@@ -422,20 +515,20 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TrustedHeaderConfig {
     pub enabled: bool,
-    pub org_header: String,
+    pub org_header: HeaderName,
     /// `admin` or `member`; `default_role` when the header is absent.
-    pub role_header: String,
+    pub role_header: HeaderName,
     pub default_role: Role,
     /// Source networks (CIDR, or single addresses) the authenticator connects from.
-    pub networks: Vec<String>,
+    pub networks: Vec<Network>,
 }
 
 impl Default for TrustedHeaderConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            org_header: "x-authenticated-org".into(),
-            role_header: "x-authenticated-role".into(),
+            org_header: header_name("x-authenticated-org"),
+            role_header: header_name("x-authenticated-role"),
             default_role: Role::Member,
             networks: Vec::new(),
         }
@@ -571,14 +664,6 @@ impl Config {
             addr.parse::<SocketAddr>()
                 .map_err(|e| invalid(path, format!("`{addr}` is not host:port ({e})")))?;
         }
-        let upstream = reqwest::Url::parse(&self.upstream.url)
-            .map_err(|e| invalid("upstream.url", e.to_string()))?;
-        if !matches!(upstream.scheme(), "http" | "https") || upstream.host_str().is_none() {
-            return Err(invalid(
-                "upstream.url",
-                "must be an http:// or https:// URL with a host".into(),
-            ));
-        }
         if StorageBackend::of_url(&self.storage.url).is_none() {
             return Err(invalid(
                 "storage.url",
@@ -672,26 +757,18 @@ impl Config {
                 .map_err(|reason| invalid(&format!("auth.keys[{i}]"), reason))?;
         }
         let trusted = &self.auth.trusted_header;
-        if trusted.enabled {
-            if trusted.networks.is_empty() {
-                return Err(invalid(
-                    "auth.trusted_header.networks",
-                    "list the networks the authenticator connects from; an empty list would trust no one".into(),
-                ));
-            }
-            crate::auth::trusted_header::parse_networks(&trusted.networks)
-                .map_err(|reason| invalid("auth.trusted_header.networks", reason))?;
-            for (path, name) in [
-                ("auth.trusted_header.org_header", &trusted.org_header),
-                ("auth.trusted_header.role_header", &trusted.role_header),
-            ] {
-                http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| invalid(path, format!("`{name}` is not a header name")))?;
-            }
+        if trusted.enabled && trusted.networks.is_empty() {
+            return Err(invalid(
+                "auth.trusted_header.networks",
+                "list the networks the authenticator connects from; an empty list would trust no one".into(),
+            ));
         }
         let introspection = &self.auth.introspection;
         if introspection.enabled {
-            let base = introspection.url.as_deref().unwrap_or(&self.upstream.url);
+            let base = introspection
+                .url
+                .as_deref()
+                .unwrap_or(self.upstream.url.as_str());
             reqwest::Url::parse(base)
                 .map_err(|e| invalid("auth.introspection.url", e.to_string()))?;
             if !introspection.path.starts_with('/') {
@@ -809,7 +886,7 @@ mod tests {
         let c = Config::load_with_env(None, &[]).unwrap();
         assert_eq!(c.proxy.listen, "0.0.0.0:8080");
         assert_eq!(c.admin.listen, "0.0.0.0:8081");
-        assert_eq!(c.upstream.url, "http://127.0.0.1:4000");
+        assert_eq!(c.upstream.url.as_str(), "http://127.0.0.1:4000");
         assert_eq!(c.storage.url, "sqlite://data/memgate.db");
         assert_eq!(c.embeddings.model, "text-embedding-3-small");
         assert_eq!(c.embeddings.dimensions, 1536);

@@ -68,16 +68,11 @@ impl Authenticator {
         let trusted = auth
             .trusted_header
             .enabled
-            .then(|| TrustedHeader::new(&auth.trusted_header))
-            .transpose()
-            .map_err(|reason| ConfigError::Invalid {
-                path: "auth.trusted_header".into(),
-                reason,
-            })?;
+            .then(|| TrustedHeader::new(&auth.trusted_header));
         let introspection = auth
             .introspection
             .enabled
-            .then(|| Introspection::new(&auth.introspection, &upstream.url))
+            .then(|| Introspection::new(&auth.introspection, upstream.url.as_str()))
             .transpose()
             .map_err(|reason| ConfigError::Invalid {
                 path: "auth.introspection".into(),

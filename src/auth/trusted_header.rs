@@ -20,16 +20,13 @@ pub struct TrustedHeader {
 }
 
 impl TrustedHeader {
-    pub fn new(config: &TrustedHeaderConfig) -> Result<Self, String> {
-        let name = |n: &str| {
-            HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("`{n}` is not a header name"))
-        };
-        Ok(Self {
-            org_header: name(&config.org_header)?,
-            role_header: name(&config.role_header)?,
+    pub fn new(config: &TrustedHeaderConfig) -> Self {
+        Self {
+            org_header: config.org_header.0.clone(),
+            role_header: config.role_header.0.clone(),
             default_role: config.default_role,
-            networks: parse_networks(&config.networks)?,
-        })
+            networks: config.networks.iter().map(|n| n.0).collect(),
+        }
     }
 
     /// `None` when the header does not apply (absent, or from an untrusted peer), so other
@@ -60,28 +57,19 @@ fn is_valid_org(org: &str) -> bool {
     !org.is_empty() && org.len() <= 256 && !org.chars().any(char::is_control)
 }
 
-pub fn parse_networks(networks: &[String]) -> Result<Vec<IpNet>, String> {
-    networks
-        .iter()
-        .map(|n| {
-            n.parse::<IpNet>()
-                .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("`{n}` is not a network (CIDR) or an address"))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Network;
 
     fn trusted() -> TrustedHeader {
         TrustedHeader::new(&TrustedHeaderConfig {
             enabled: true,
-            networks: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
+            networks: ["10.0.0.0/8", "127.0.0.1"]
+                .map(|n| Network::try_from(n.to_string()).unwrap())
+                .to_vec(),
             ..Default::default()
         })
-        .unwrap()
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -131,7 +119,9 @@ mod tests {
 
     #[test]
     fn networks_must_parse() {
-        assert!(parse_networks(&["10.0.0.0/8".into(), "::1".into()]).is_ok());
-        assert!(parse_networks(&["ten".into()]).is_err());
+        for network in ["10.0.0.0/8", "::1", "127.0.0.1"] {
+            assert!(Network::try_from(network.to_string()).is_ok(), "{network}");
+        }
+        assert!(Network::try_from("ten".to_string()).is_err());
     }
 }

@@ -51,7 +51,12 @@ impl LlmClient {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             http,
-            base: config.upstream.url.trim_end_matches('/').to_string(),
+            base: config
+                .upstream
+                .url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
             headers,
             embedding_model: config.embeddings.model.clone(),
             dimensions: config.embeddings.dimensions,

@@ -25,7 +25,7 @@ impl Upstream {
     /// Resolves the upstream host once, at start: Pingora's peer would otherwise resolve it
     /// with a blocking call on every request.
     pub fn from_config(config: &UpstreamConfig) -> Result<Self, String> {
-        let url = reqwest::Url::parse(&config.url).map_err(|e| format!("upstream.url: {e}"))?;
+        let url = config.url.parsed();
         let tls = url.scheme() == "https";
         let host = url
             .host_str()
@@ -97,7 +97,8 @@ mod tests {
     #[test]
     fn base_path_and_authority() {
         let u = Upstream::from_config(&UpstreamConfig {
-            url: "http://127.0.0.1:4000/gateway/".into(),
+            url: crate::config::HttpUrl::try_from("http://127.0.0.1:4000/gateway/".to_string())
+                .unwrap(),
             ..UpstreamConfig::default()
         })
         .unwrap();

@@ -73,10 +73,12 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
         lock_live_session::<D>(&mut tx, session).await?;
         let mut fresh = Vec::with_capacity(items.len());
         for item in items {
+            // By id alone: an id another session holds is not this one's to write (the
+            // upsert leaves it alone), so it is not new either.
             let existed = D::fetch_optional(
                 &mut tx,
-                "SELECT 1 AS hit FROM graph_items WHERE id = $1 AND org_id = $2 AND session_id = $3",
-                params![&item.id, &session.org_id, session.id],
+                "SELECT 1 AS hit FROM graph_items WHERE id = $1",
+                params![&item.id],
             )
             .await?;
             let sql = format!(
