@@ -14,14 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memgate::config::StorageConfig;
-use memgate::error::StoreError;
-use memgate::memory::{now_ms, Session, SessionConfig, TurnMessage, COGNEE_ENGINE, MEM0_ENGINE};
-use memgate::store::graph_items::{
-    graph_item_id, GraphItem, GraphKind, GraphPurgeCounts, NewGraphItem,
+use memgate::domain::graph::{graph_item_id, GraphItem, GraphKind, GraphPurgeCounts, NewGraphItem};
+use memgate::domain::outbox::{OutboxCounts, TurnPayload};
+use memgate::domain::time as timestamp;
+use memgate::domain::usage::{Purpose, UsageEvent};
+use memgate::domain::{
+    now_ms, EngineKind, FactChange, Session, SessionConfig, SessionStats, TurnMessage,
 };
-use memgate::store::{FactChange, OutboxCounts, SessionStats, Store, TurnPayload};
-use memgate::timestamp;
-use memgate::usage::{Purpose, UsageEvent};
+use memgate::error::StoreError;
+use memgate::store::{FactStore, GraphItemStore, OutboxStore, SessionStore, Store, UsageStore};
 
 const MODEL: &str = "contract-embedding-model";
 const DIMS: usize = 3;
@@ -136,15 +137,20 @@ impl Backend {
     }
 
     async fn session(&self, org: &str, memory_id: &str) -> Session {
-        self.create_session(org, memory_id, MEM0_ENGINE, &SessionConfig::default())
+        self.create_session(org, memory_id, EngineKind::Mem0, &SessionConfig::default())
             .await
             .unwrap()
     }
 
     async fn graph_session(&self, org: &str, memory_id: &str) -> Session {
-        self.create_session(org, memory_id, COGNEE_ENGINE, &SessionConfig::default())
-            .await
-            .unwrap()
+        self.create_session(
+            org,
+            memory_id,
+            EngineKind::Cognee,
+            &SessionConfig::default(),
+        )
+        .await
+        .unwrap()
     }
 
     async fn add_facts(&self, session: &Session, texts: &[(&str, [f32; DIMS])]) -> Vec<String> {
@@ -491,8 +497,8 @@ async fn sessions_are_unique_per_org(b: Backend) {
     let a = b.session("acme", "alice").await;
     let after = now_ms();
     assert_eq!(
-        (a.org_id.as_str(), a.memory_id.as_str(), a.engine.as_str()),
-        ("acme", "alice", MEM0_ENGINE)
+        (a.org_id.as_str(), a.memory_id.as_str(), a.engine),
+        ("acme", "alice", EngineKind::Mem0)
     );
     assert_eq!(a.config, SessionConfig::default());
     assert_eq!(a.created_at, a.updated_at);
@@ -500,7 +506,12 @@ async fn sessions_are_unique_per_org(b: Backend) {
 
     // The same name in the same org, whatever the engine or config, is a conflict.
     let again = b
-        .create_session("acme", "alice", COGNEE_ENGINE, &SessionConfig::default())
+        .create_session(
+            "acme",
+            "alice",
+            EngineKind::Cognee,
+            &SessionConfig::default(),
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 
@@ -510,7 +521,7 @@ async fn sessions_are_unique_per_org(b: Backend) {
         ..Default::default()
     };
     let g = b
-        .create_session("globex", "alice", COGNEE_ENGINE, &config)
+        .create_session("globex", "alice", EngineKind::Cognee, &config)
         .await
         .unwrap();
     assert_ne!(a.id, g.id);
@@ -519,11 +530,11 @@ async fn sessions_are_unique_per_org(b: Backend) {
     assert!(b.find_session("acme", "bob").await.unwrap().is_none());
     let found = b.find_session("globex", "alice").await.unwrap().unwrap();
     assert_eq!(found.id, g.id);
-    assert_eq!(found.engine, COGNEE_ENGINE);
+    assert_eq!(found.engine, EngineKind::Cognee);
     assert_eq!(found.config, config);
     assert_eq!(found.created_at, g.created_at);
     let found = b.find_session("acme", "alice").await.unwrap().unwrap();
-    assert_eq!((found.id, found.engine.as_str()), (a.id, MEM0_ENGINE));
+    assert_eq!((found.id, found.engine), (a.id, EngineKind::Mem0));
     assert_eq!(found.config, SessionConfig::default());
 }
 
@@ -535,7 +546,7 @@ async fn find_or_create_is_race_free(b: Backend) {
         let racer = |store: Store, start: Arc<tokio::sync::Barrier>, name: String| async move {
             start.wait().await;
             store
-                .find_or_create_session("acme", &name, MEM0_ENGINE)
+                .find_or_create_session("acme", &name, EngineKind::Mem0)
                 .await
                 .unwrap()
         };
@@ -556,17 +567,17 @@ async fn find_or_create_is_race_free(b: Backend) {
     // An existing session is found as it is, whatever engine is asked for.
     let first = b.find_session("acme", "race-0").await.unwrap().unwrap();
     let found = b
-        .find_or_create_session("acme", "race-0", COGNEE_ENGINE)
+        .find_or_create_session("acme", "race-0", EngineKind::Cognee)
         .await
         .unwrap();
-    assert_eq!((found.id, found.engine.as_str()), (first.id, MEM0_ENGINE));
+    assert_eq!((found.id, found.engine), (first.id, EngineKind::Mem0));
     // Another org gets its own, with the engine asked for and the default config.
     let other = b
-        .find_or_create_session("globex", "race-0", COGNEE_ENGINE)
+        .find_or_create_session("globex", "race-0", EngineKind::Cognee)
         .await
         .unwrap();
     assert_ne!(other.id, first.id);
-    assert_eq!(other.engine, COGNEE_ENGINE);
+    assert_eq!(other.engine, EngineKind::Cognee);
     assert_eq!(other.config, SessionConfig::default());
     assert_eq!(b.list_sessions("acme", 100, 0).await.unwrap().1, 8);
 }
@@ -685,7 +696,7 @@ async fn update_session_config_is_org_scoped(b: Backend) {
         .unwrap();
     assert_eq!(updated.id, s.id);
     assert_eq!(updated.config, config);
-    assert_eq!(updated.engine, MEM0_ENGINE);
+    assert_eq!(updated.engine, EngineKind::Mem0);
     assert_eq!(updated.created_at, s.created_at);
     assert!(updated.updated_at > s.updated_at);
     let found = b.find_session("acme", "cfg").await.unwrap().unwrap();
@@ -719,11 +730,11 @@ async fn sessions_with_ttl_are_every_orgs_sessions_with_a_ttl(b: Backend) {
         ..Default::default()
     };
     assert!(b.sessions_with_ttl().await.unwrap().is_empty());
-    b.create_session("acme", "short", MEM0_ENGINE, &ttl(60))
+    b.create_session("acme", "short", EngineKind::Mem0, &ttl(60))
         .await
         .unwrap();
     b.session("acme", "forever").await;
-    b.create_session("globex", "long", COGNEE_ENGINE, &ttl(3600))
+    b.create_session("globex", "long", EngineKind::Cognee, &ttl(3600))
         .await
         .unwrap();
     b.session("acme", "later").await;
@@ -735,7 +746,7 @@ async fn sessions_with_ttl_are_every_orgs_sessions_with_a_ttl(b: Backend) {
     b.create_session(
         "acme",
         "capped",
-        MEM0_ENGINE,
+        EngineKind::Mem0,
         &SessionConfig {
             max_facts: Some(3),
             ..Default::default()
@@ -981,7 +992,7 @@ async fn fact_history_filters_by_fact_and_pages(b: Backend) {
         .unwrap();
     let theirs = b.add_facts(&other, &[("theirs", E3)]).await;
 
-    let summary = |events: &[memgate::memory::FactHistoryEvent]| -> Vec<(String, String)> {
+    let summary = |events: &[memgate::domain::FactHistoryEvent]| -> Vec<(String, String)> {
         events
             .iter()
             .map(|h| (h.fact_id.clone(), h.event.clone()))
@@ -1236,7 +1247,7 @@ async fn list_facts_pages_oldest_first_and_hides_stale(b: Backend) {
         ids.extend(b.add_facts(&s, &[(text, e)]).await);
         pause().await;
     }
-    let page = |facts: &[memgate::memory::Fact]| -> Vec<(String, String)> {
+    let page = |facts: &[memgate::domain::Fact]| -> Vec<(String, String)> {
         facts
             .iter()
             .map(|f| (f.id.clone(), f.text.clone()))
@@ -1292,7 +1303,7 @@ async fn cap_evicts_the_least_recently_written_with_history(b: Backend) {
         ..Default::default()
     };
     let s = b
-        .create_session("acme", "capped", MEM0_ENGINE, &config)
+        .create_session("acme", "capped", EngineKind::Mem0, &config)
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -1305,7 +1316,7 @@ async fn cap_evicts_the_least_recently_written_with_history(b: Backend) {
     let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();
     assert_eq!(texts, ["second", "third"]);
     let capacity =
-        |history: &[memgate::memory::FactHistoryEvent]| -> Vec<(String, String, String)> {
+        |history: &[memgate::domain::FactHistoryEvent]| -> Vec<(String, String, String)> {
             history
                 .iter()
                 .filter(|h| h.reason.as_deref() == Some("capacity"))
@@ -1609,12 +1620,13 @@ async fn list_outbox_by_state_for_one_org(b: Backend) {
     b.fail_outbox(pending, "again", Some(0)).await.unwrap();
     b.fail_outbox(theirs, "theirs", None).await.unwrap();
 
-    let brief = |entries: &[memgate::store::OutboxEntry]| -> Vec<(i64, String, String, i64)> {
-        entries
-            .iter()
-            .map(|e| (e.id, e.memory_id.clone(), e.state.clone(), e.attempts))
-            .collect()
-    };
+    let brief =
+        |entries: &[memgate::domain::outbox::OutboxEntry]| -> Vec<(i64, String, String, i64)> {
+            entries
+                .iter()
+                .map(|e| (e.id, e.memory_id.clone(), e.state.clone(), e.attempts))
+                .collect()
+        };
     let entry = |id: i64, memory_id: &str, state: &str, attempts: i64| {
         vec![(id, memory_id.to_string(), state.to_string(), attempts)]
     };
@@ -1802,7 +1814,7 @@ async fn usage_report_by_day_kind_model_and_session(b: Backend) {
     let day = timestamp::date(created[0]);
 
     type Row = (String, String, String, Option<String>, i64, i64, i64);
-    let rows = |report: Vec<memgate::store::UsageRow>| -> Vec<Row> {
+    let rows = |report: Vec<memgate::domain::usage::UsageRow>| -> Vec<Row> {
         report
             .into_iter()
             .map(|r| {
@@ -1988,7 +2000,7 @@ async fn nearest_graph_items_by_kind(b: Backend) {
     .await
     .unwrap();
 
-    let found = |items: Vec<memgate::store::graph_items::ScoredGraphItem>| -> Vec<(String, f32)> {
+    let found = |items: Vec<memgate::domain::graph::ScoredGraphItem>| -> Vec<(String, f32)> {
         items
             .into_iter()
             .map(|s| (s.item.id, s.similarity))
@@ -2749,12 +2761,7 @@ async fn edge_deletes_racing_graph_writes_orphan_no_edge(b: Backend) {
     }
 }
 
-both_stores!(
-    delete_graph_edge_of_a_deleted_session_is_false,
-    sqlite = #[ignore = "backend drift: SQLite's delete_graph_edge does not check that the session \
-                       is still the one read (Postgres locks it with lock_live_session), so a \
-                       stale handle deletes the edge of a new session that took the same id"]
-);
+both_stores!(delete_graph_edge_of_a_deleted_session_is_false);
 async fn delete_graph_edge_of_a_deleted_session_is_false(b: Backend) {
     // "`false` when the session has no such edge": a deleted session has none, even when a
     // new session of the same name (on SQLite possibly under the same id) has that edge.
@@ -2817,11 +2824,7 @@ async fn graph_item_ids_of_another_session_are_not_taken_over(b: Backend) {
     }
 }
 
-both_stores!(
-    graph_item_ids_of_another_session_are_not_reported_new,
-    sqlite = #[ignore = "backend drift: SQLite's write_graph_items reports an item new when its id \
-                       belongs to another session, though nothing was written (Postgres: false)"]
-);
+both_stores!(graph_item_ids_of_another_session_are_not_reported_new);
 async fn graph_item_ids_of_another_session_are_not_reported_new(b: Backend) {
     // "Returns, for each item, whether it was new": a row that was not written was not new.
     let a = b.graph_session("acme", "a").await;
