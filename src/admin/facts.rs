@@ -21,9 +21,9 @@ use super::views::{
 };
 use super::{Caller, JsonBody};
 use crate::app::AppState;
-use crate::domain::EngineKind;
 use crate::domain::TurnMessage;
 use crate::http_error::ApiError;
+use crate::memory::engine::{Engines, SearchPlan};
 use crate::memory::graph::{GraphSearchType, NoAnswer};
 use crate::memory::query::{classify, QueryKind};
 use crate::metrics::Metrics;
@@ -179,29 +179,9 @@ pub async fn search(
     JsonBody(body): JsonBody<SearchFacts>,
 ) -> Result<Json<SearchResult>, ApiError> {
     let session = owned_session(&state, &caller, &body.memory_id).await?;
-    let graph_type = if session.engine == EngineKind::Cognee {
-        let requested = body.search_type.as_deref().unwrap_or("GRAPH_COMPLETION");
-        Some(GraphSearchType::parse(requested).ok_or_else(|| {
-            ApiError::unprocessable(
-                "unsupported_search_type",
-                format!(
-                    "field `search_type`: `{requested}` is not supported by the cognee engine (GRAPH_COMPLETION, CHUNKS, SUMMARIES)"
-                ),
-            )
-        })?)
-    } else {
-        if let Some(t) = body.search_type.as_deref() {
-            if !t.eq_ignore_ascii_case("FACTS") {
-                return Err(ApiError::unprocessable(
-                    "unsupported_search_type",
-                    format!(
-                        "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
-                        session.engine
-                    ),
-                ));
-            }
-        }
-        None
+    let graph_type = match Engines::search_plan(&session, body.search_type.as_deref())? {
+        SearchPlan::Facts => None,
+        SearchPlan::Graph(search_type) => Some(search_type),
     };
     let limit = body
         .limit

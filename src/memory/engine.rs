@@ -3,12 +3,21 @@
 
 use std::time::Duration;
 
-use crate::domain::{EngineKind, Fact, Session, TurnMessage};
+use crate::domain::{EngineKind, Fact, FieldError, Session, TurnMessage};
 use crate::error::MemoryError;
 use crate::memory::facts::{FactEvent, FactsEngine};
 use crate::memory::graph::{GraphEngine, GraphSearchType};
 use crate::memory::ScoredFact;
 use crate::metrics::Metrics;
+
+/// What a search through the management API runs, by the session's engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchPlan {
+    /// The mem0 engine's facts (`FACTS`).
+    Facts,
+    /// One of the cognee engine's search types.
+    Graph(GraphSearchType),
+}
 
 #[derive(Clone)]
 pub struct Engines {
@@ -17,6 +26,35 @@ pub struct Engines {
 }
 
 impl Engines {
+    /// The search `requested` (a `search_type`, case-insensitive; the engine's default when
+    /// absent) on this session, or why its engine cannot run it.
+    pub fn search_plan(
+        session: &Session,
+        requested: Option<&str>,
+    ) -> Result<SearchPlan, FieldError> {
+        match session.engine {
+            EngineKind::Mem0 => match requested {
+                Some(t) if !t.eq_ignore_ascii_case("FACTS") => Err(FieldError {
+                    code: "unsupported_search_type",
+                    message: format!(
+                        "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
+                        session.engine
+                    ),
+                }),
+                _ => Ok(SearchPlan::Facts),
+            },
+            EngineKind::Cognee => {
+                let requested = requested.unwrap_or("GRAPH_COMPLETION");
+                GraphSearchType::parse(requested).map(SearchPlan::Graph).ok_or_else(|| FieldError {
+                    code: "unsupported_search_type",
+                    message: format!(
+                        "field `search_type`: `{requested}` is not supported by the cognee engine (GRAPH_COMPLETION, CHUNKS, SUMMARIES)"
+                    ),
+                })
+            }
+        }
+    }
+
     pub async fn ingest(
         &self,
         session: &Session,
@@ -82,5 +120,59 @@ impl Engines {
             EngineKind::Mem0 => Ok(self.facts.delete(session, fact_id).await?),
             EngineKind::Cognee => Ok(self.graph.delete_relationship(session, fact_id).await?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SessionConfig;
+
+    fn session(engine: EngineKind) -> Session {
+        Session {
+            id: 1,
+            org_id: "acme".into(),
+            memory_id: "alice".into(),
+            engine,
+            config: SessionConfig::default(),
+            stored_facts: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn each_engine_runs_its_own_search_types() {
+        let mem0 = session(EngineKind::Mem0);
+        for requested in [None, Some("FACTS"), Some("facts")] {
+            assert_eq!(
+                Engines::search_plan(&mem0, requested),
+                Ok(SearchPlan::Facts)
+            );
+        }
+        let refused = Engines::search_plan(&mem0, Some("CHUNKS")).unwrap_err();
+        assert_eq!(refused.code, "unsupported_search_type");
+        assert!(
+            refused.message.contains("mem0 engine (FACTS)"),
+            "{}",
+            refused.message
+        );
+
+        let cognee = session(EngineKind::Cognee);
+        assert_eq!(
+            Engines::search_plan(&cognee, None),
+            Ok(SearchPlan::Graph(GraphSearchType::GraphCompletion))
+        );
+        assert_eq!(
+            Engines::search_plan(&cognee, Some("chunks")),
+            Ok(SearchPlan::Graph(GraphSearchType::Chunks))
+        );
+        let refused = Engines::search_plan(&cognee, Some("FACTS")).unwrap_err();
+        assert_eq!(refused.code, "unsupported_search_type");
+        assert!(
+            refused.message.contains("cognee engine"),
+            "{}",
+            refused.message
+        );
     }
 }

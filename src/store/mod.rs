@@ -17,6 +17,40 @@ macro_rules! forward {
     };
 }
 
+/// Declares a capability trait and implements it for [`Store`] by forwarding each method to
+/// the configured backend, so a method's signature and contract are written once here.
+///
+/// The traits use `async fn`: the store types implement them, whose futures are `Send`, and
+/// no caller is generic over a trait.
+macro_rules! capability {
+    (
+        $(#[$trait_doc:meta])*
+        pub trait $trait:ident {
+            $(
+                $(#[$doc:meta])*
+                async fn $method:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+            )*
+        }
+    ) => {
+        $(#[$trait_doc])*
+        #[allow(async_fn_in_trait)]
+        pub trait $trait {
+            $(
+                $(#[$doc])*
+                async fn $method(&self $(, $arg: $ty)*) -> $ret;
+            )*
+        }
+
+        impl $trait for Store {
+            $(
+                async fn $method(&self $(, $arg: $ty)*) -> $ret {
+                    forward!(self, s => s.$method($($arg),*).await)
+                }
+            )*
+        }
+    };
+}
+
 mod facts;
 mod graph_items;
 mod meta;
@@ -43,291 +77,296 @@ use crate::error::StoreError;
 use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
-/// Memory sessions, each owned by one org. Every lookup is scoped by the org in the query.
-#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
-pub trait SessionStore {
-    /// A new session; [`StoreError::Conflict`] when the org has one by that name.
-    async fn create_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        engine: EngineKind,
-        config: &SessionConfig,
-    ) -> Result<Session, StoreError>;
+capability! {
+    /// Memory sessions, each owned by one org. Every lookup is scoped by the org in the query.
+    pub trait SessionStore {
+        /// A new session; [`StoreError::Conflict`] when the org has one by that name.
+        async fn create_session(
+            &self,
+            org_id: &str,
+            memory_id: &str,
+            engine: EngineKind,
+            config: &SessionConfig,
+        ) -> Result<Session, StoreError>;
 
-    /// The org's session by name; another org's is not found.
-    async fn find_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-    ) -> Result<Option<Session>, StoreError>;
+        /// The org's session by name; another org's is not found.
+        async fn find_session(
+            &self,
+            org_id: &str,
+            memory_id: &str,
+        ) -> Result<Option<Session>, StoreError>;
 
-    /// The session, created with `engine` when it does not exist yet (race-free). Looks
-    /// first, so the common case costs a read, not a write.
-    async fn find_or_create_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        engine: EngineKind,
-    ) -> Result<Session, StoreError>;
+        /// The session, created with `engine` when it does not exist yet (race-free). Looks
+        /// first, so the common case costs a read, not a write.
+        async fn find_or_create_session(
+            &self,
+            org_id: &str,
+            memory_id: &str,
+            engine: EngineKind,
+        ) -> Result<Session, StoreError>;
 
-    /// A page of the org's sessions, oldest first, with what each holds, and how many the
-    /// org has.
-    async fn list_sessions(
-        &self,
-        org_id: &str,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError>;
+        /// A page of the org's sessions, oldest first, with what each holds, and how many the
+        /// org has.
+        async fn list_sessions(
+            &self,
+            org_id: &str,
+            limit: i64,
+            offset: i64,
+        ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError>;
 
-    /// What the session holds: facts (a cognee session's relationships), pending and dead
-    /// turns.
-    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError>;
+        /// What the session holds: facts (a cognee session's relationships), pending and dead
+        /// turns.
+        async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError>;
 
-    /// Replaces the session's config; `None` when the org has no such session.
-    async fn update_session_config(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        config: &SessionConfig,
-    ) -> Result<Option<Session>, StoreError>;
+        /// Replaces the session's config; `None` when the org has no such session.
+        async fn update_session_config(
+            &self,
+            org_id: &str,
+            memory_id: &str,
+            config: &SessionConfig,
+        ) -> Result<Option<Session>, StoreError>;
 
-    /// Deletes the session with its facts, graph items, history and pending turns in one
-    /// transaction; returns how many facts (or graph edges) went, or `None` when the org has
-    /// no such session. With `purge_graph`, a cognee session's data on the graph server is
-    /// queued for deletion in the same transaction.
-    async fn delete_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        purge_graph: bool,
-    ) -> Result<Option<i64>, StoreError>;
+        /// Deletes the session with its facts, graph items, history and pending turns in one
+        /// transaction; returns how many facts (or graph edges) went, or `None` when the org has
+        /// no such session. With `purge_graph`, a cognee session's data on the graph server is
+        /// queued for deletion in the same transaction.
+        async fn delete_session(
+            &self,
+            org_id: &str,
+            memory_id: &str,
+            purge_graph: bool,
+        ) -> Result<Option<i64>, StoreError>;
 
-    /// Every session that has a fact TTL, for the periodic purge.
-    async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError>;
+        /// Every session that has a fact TTL, for the periodic purge.
+        async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError>;
+    }
 }
 
-/// The mem0 engine's facts, their vectors and their history.
-#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
-pub trait FactStore {
-    /// The session's `k` facts nearest to `query` (cosine similarity, best first), among
-    /// those written since `fresh_since`.
-    async fn nearest(
-        &self,
-        session: &Session,
-        query: &[f32],
-        k: usize,
-        fresh_since: Option<i64>,
-    ) -> Result<Vec<Neighbour>, StoreError>;
+capability! {
+    /// The mem0 engine's facts, their vectors and their history.
+    pub trait FactStore {
+        /// The session's `k` facts nearest to `query` (cosine similarity, best first), among
+        /// those written since `fresh_since`.
+        async fn nearest(
+            &self,
+            session: &Session,
+            query: &[f32],
+            k: usize,
+            fresh_since: Option<i64>,
+        ) -> Result<Vec<Neighbour>, StoreError>;
 
-    /// Facts (id, text) matching any of `terms`, best first.
-    async fn keyword_search(
-        &self,
-        session: &Session,
-        terms: &[String],
-        limit: usize,
-        fresh_since: Option<i64>,
-    ) -> Result<Vec<(String, String)>, StoreError>;
+        /// Facts (id, text) matching any of `terms`, best first.
+        async fn keyword_search(
+            &self,
+            session: &Session,
+            terms: &[String],
+            limit: usize,
+            fresh_since: Option<i64>,
+        ) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// A page of the session's facts, oldest first, and how many there are; facts written
-    /// before `fresh_since` (the session's TTL) are left out as if already purged.
-    async fn list_facts(
-        &self,
-        session: &Session,
-        fresh_since: Option<i64>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<Fact>, i64), StoreError>;
+        /// A page of the session's facts, oldest first, and how many there are; facts written
+        /// before `fresh_since` (the session's TTL) are left out as if already purged.
+        async fn list_facts(
+            &self,
+            session: &Session,
+            fresh_since: Option<i64>,
+            limit: i64,
+            offset: i64,
+        ) -> Result<(Vec<Fact>, i64), StoreError>;
 
-    /// Applies changes with their history rows in one transaction, then trims the session
-    /// to its `max_facts`; returns the ids touched, in order (a new id for each ADD).
-    /// Updates and deletes of facts that are not there are skipped. A session deleted
-    /// meanwhile gets nothing ([`StoreError::SessionGone`]): its row is checked inside the
-    /// transaction, creation time included, because SQLite may hand a deleted session's id
-    /// to the next one created.
-    async fn apply_fact_changes(
-        &self,
-        session: &Session,
-        changes: &[FactChange],
-        reason: &str,
-    ) -> Result<Vec<String>, StoreError>;
+        /// Applies changes with their history rows in one transaction, then trims the session
+        /// to its `max_facts`; returns the ids touched, in order (a new id for each ADD).
+        /// Updates and deletes of facts that are not there are skipped. A session deleted
+        /// meanwhile gets nothing ([`StoreError::SessionGone`]): its row is checked inside the
+        /// transaction, creation time included, because SQLite may hand a deleted session's id
+        /// to the next one created.
+        async fn apply_fact_changes(
+            &self,
+            session: &Session,
+            changes: &[FactChange],
+            reason: &str,
+        ) -> Result<Vec<String>, StoreError>;
 
-    /// Applies the session's retention now: facts past its TTL and beyond its cap go, each
-    /// with a history row. Returns how many were removed.
-    async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError>;
+        /// Applies the session's retention now: facts past its TTL and beyond its cap go, each
+        /// with a history row. Returns how many were removed.
+        async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError>;
 
-    /// A page of the ADD/UPDATE/DELETE events of the session's facts (of one fact, when
-    /// given), oldest first, and how many there are.
-    async fn fact_history(
-        &self,
-        session: &Session,
-        fact_id: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError>;
+        /// A page of the ADD/UPDATE/DELETE events of the session's facts (of one fact, when
+        /// given), oldest first, and how many there are.
+        async fn fact_history(
+            &self,
+            session: &Session,
+            fact_id: Option<&str>,
+            limit: i64,
+            offset: i64,
+        ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError>;
+    }
 }
 
-/// Finished turns waiting for ingestion, claimed by any replica under a lease.
-#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
-pub trait OutboxStore {
-    /// Stores a finished turn for ingestion. Idempotent on `idempotency_key`.
-    async fn enqueue_turn(
-        &self,
-        idempotency_key: &str,
-        org_id: &str,
-        session_id: i64,
-        payload: &TurnPayload,
-    ) -> Result<(), StoreError>;
+capability! {
+    /// Finished turns waiting for ingestion, claimed by any replica under a lease.
+    pub trait OutboxStore {
+        /// Stores a finished turn for ingestion. Idempotent on `idempotency_key`.
+        async fn enqueue_turn(
+            &self,
+            idempotency_key: &str,
+            org_id: &str,
+            session_id: i64,
+            payload: &TurnPayload,
+        ) -> Result<(), StoreError>;
 
-    /// Claims up to `limit` due rows under a lease, oldest first: a worker that dies
-    /// mid-ingest leaves them to be claimed again when the lease runs out.
-    async fn claim_outbox(
-        &self,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<OutboxRow>, StoreError>;
+        /// Claims up to `limit` due rows under a lease, oldest first: a worker that dies
+        /// mid-ingest leaves them to be claimed again when the lease runs out.
+        async fn claim_outbox(
+            &self,
+            limit: usize,
+            lease: Duration,
+        ) -> Result<Vec<OutboxRow>, StoreError>;
 
-    /// At start on the embedded store (one process per file): frees the leases of turns (and
-    /// graph purges) a killed process had claimed, and says how many turns. Replicas sharing
-    /// Postgres wait for the leases to expire, so there it frees nothing.
-    async fn release_stale_leases(&self) -> Result<u64, StoreError>;
+        /// At start on the embedded store (one process per file): frees the leases of turns (and
+        /// graph purges) a killed process had claimed, and says how many turns. Replicas sharing
+        /// Postgres wait for the leases to expire, so there it frees nothing.
+        async fn release_stale_leases(&self) -> Result<u64, StoreError>;
 
-    async fn complete_outbox(&self, id: i64) -> Result<(), StoreError>;
+        async fn complete_outbox(&self, id: i64) -> Result<(), StoreError>;
 
-    /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
-    async fn fail_outbox(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<i64>,
-    ) -> Result<(), StoreError>;
+        /// Records a failed attempt: retried at `retry_at`, or dead-lettered when `None`.
+        async fn fail_outbox(
+            &self,
+            id: i64,
+            error: &str,
+            retry_at: Option<i64>,
+        ) -> Result<(), StoreError>;
 
-    /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
-    async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError>;
+        /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
+        async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError>;
 
-    /// A page of the org's outbox rows in `state`, oldest first, and how many there are.
-    async fn list_outbox(
-        &self,
-        org_id: &str,
-        state: &str,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<OutboxEntry>, i64), StoreError>;
+        /// A page of the org's outbox rows in `state`, oldest first, and how many there are.
+        async fn list_outbox(
+            &self,
+            org_id: &str,
+            state: &str,
+            limit: i64,
+            offset: i64,
+        ) -> Result<(Vec<OutboxEntry>, i64), StoreError>;
 
-    /// Puts one of the org's dead turns back in the queue with a fresh attempt budget;
-    /// `false` when the org has no such dead turn.
-    async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError>;
+        /// Puts one of the org's dead turns back in the queue with a fresh attempt budget;
+        /// `false` when the org has no such dead turn.
+        async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError>;
 
-    /// Rows by state, for readiness, metrics and tests.
-    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+        /// Rows by state, for readiness, metrics and tests.
+        async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+    }
 }
 
-/// Platform spend: token usage of internal calls.
-#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
-pub trait UsageStore {
-    /// Writes a batch of events at once.
-    async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError>;
+capability! {
+    /// Platform spend: token usage of internal calls.
+    pub trait UsageStore {
+        /// Writes a batch of events at once.
+        async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError>;
 
-    /// The org's platform spend between `from_ms` (inclusive) and `to_ms` (exclusive), by UTC
-    /// day, kind and model, and by session when `by_session`.
-    async fn usage_report(
-        &self,
-        org_id: &str,
-        from_ms: i64,
-        to_ms: i64,
-        by_session: bool,
-    ) -> Result<Vec<UsageRow>, StoreError>;
+        /// The org's platform spend between `from_ms` (inclusive) and `to_ms` (exclusive), by UTC
+        /// day, kind and model, and by session when `by_session`.
+        async fn usage_report(
+            &self,
+            org_id: &str,
+            from_ms: i64,
+            to_ms: i64,
+            by_session: bool,
+        ) -> Result<Vec<UsageRow>, StoreError>;
+    }
 }
 
-/// The cognee engine's rows: chunks, summaries, entities and relationship edges with their
-/// vectors, and the purges a graph server still owes. Without a graph server these rows are
-/// the graph itself (edges join entities by key).
-#[allow(async_fn_in_trait)] // implemented by the store types only, whose futures are Send
-pub trait GraphItemStore {
-    /// Writes a turn's items in one transaction: chunks and summaries once, entities and
-    /// edges updated in place. Returns, for each item, whether it was new. A session deleted
-    /// meanwhile gets nothing ([`StoreError::SessionGone`]).
-    async fn write_graph_items(
-        &self,
-        session: &Session,
-        items: &[NewGraphItem],
-    ) -> Result<Vec<bool>, StoreError>;
+capability! {
+    /// The cognee engine's rows: chunks, summaries, entities and relationship edges with their
+    /// vectors, and the purges a graph server still owes. Without a graph server these rows are
+    /// the graph itself (edges join entities by key).
+    pub trait GraphItemStore {
+        /// Writes a turn's items in one transaction: chunks and summaries once, entities and
+        /// edges updated in place. Returns, for each item, whether it was new. A session deleted
+        /// meanwhile gets nothing ([`StoreError::SessionGone`]).
+        async fn write_graph_items(
+            &self,
+            session: &Session,
+            items: &[NewGraphItem],
+        ) -> Result<Vec<bool>, StoreError>;
 
-    /// The session's `k` items of `kinds` nearest to `query`, best first.
-    async fn nearest_graph_items(
-        &self,
-        session: &Session,
-        kinds: &[GraphKind],
-        query: &[f32],
-        k: usize,
-    ) -> Result<Vec<ScoredGraphItem>, StoreError>;
+        /// The session's `k` items of `kinds` nearest to `query`, best first.
+        async fn nearest_graph_items(
+            &self,
+            session: &Session,
+            kinds: &[GraphKind],
+            query: &[f32],
+            k: usize,
+        ) -> Result<Vec<ScoredGraphItem>, StoreError>;
 
-    /// The session's live items among `ids`, with their vectors; deleted ones are absent.
-    async fn graph_items_by_id(
-        &self,
-        session: &Session,
-        ids: &[String],
-    ) -> Result<Vec<GraphItemVector>, StoreError>;
+        /// The session's live items among `ids`, with their vectors; deleted ones are absent.
+        async fn graph_items_by_id(
+            &self,
+            session: &Session,
+            ids: &[String],
+        ) -> Result<Vec<GraphItemVector>, StoreError>;
 
-    /// The session's entities among `keys`, with their vectors.
-    async fn graph_entities(
-        &self,
-        session: &Session,
-        keys: &[String],
-    ) -> Result<Vec<GraphItemVector>, StoreError>;
+        /// The session's entities among `keys`, with their vectors.
+        async fn graph_entities(
+            &self,
+            session: &Session,
+            keys: &[String],
+        ) -> Result<Vec<GraphItemVector>, StoreError>;
 
-    /// The session's edges from or to any of `keys` (at most `limit`, oldest first): one hop
-    /// of the embedded graph.
-    async fn graph_edges_touching(
-        &self,
-        session: &Session,
-        keys: &[String],
-        limit: usize,
-    ) -> Result<Vec<GraphItem>, StoreError>;
+        /// The session's edges from or to any of `keys` (at most `limit`, oldest first): one hop
+        /// of the embedded graph.
+        async fn graph_edges_touching(
+            &self,
+            session: &Session,
+            keys: &[String],
+            limit: usize,
+        ) -> Result<Vec<GraphItem>, StoreError>;
 
-    /// A page of the session's items of `kind`, oldest first, and how many there are.
-    async fn list_graph_items(
-        &self,
-        session: &Session,
-        kind: GraphKind,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<GraphItem>, i64), StoreError>;
+        /// A page of the session's items of `kind`, oldest first, and how many there are.
+        async fn list_graph_items(
+            &self,
+            session: &Session,
+            kind: GraphKind,
+            limit: i64,
+            offset: i64,
+        ) -> Result<(Vec<GraphItem>, i64), StoreError>;
 
-    /// Deletes one edge, and the entities it leaves without an edge, in one transaction;
-    /// with `purge_graph` the graph server's copy is queued for deletion in the same
-    /// transaction. `false` when the session has no such edge.
-    async fn delete_graph_edge(
-        &self,
-        session: &Session,
-        edge_id: &str,
-        purge_graph: bool,
-    ) -> Result<bool, StoreError>;
+        /// Deletes one edge, and the entities it leaves without an edge, in one transaction;
+        /// with `purge_graph` the graph server's copy is queued for deletion in the same
+        /// transaction. `false` when the session has no such edge.
+        async fn delete_graph_edge(
+            &self,
+            session: &Session,
+            edge_id: &str,
+            purge_graph: bool,
+        ) -> Result<bool, StoreError>;
 
-    /// Queues a purge of what a graph server holds under `scope`: everything, or the edges
-    /// and entities named.
-    async fn enqueue_graph_purge(
-        &self,
-        org_id: &str,
-        scope: &str,
-        edge_ids: Option<&[String]>,
-        entity_keys: Option<&[String]>,
-    ) -> Result<(), StoreError>;
+        /// Queues a purge of what a graph server holds under `scope`: everything, or the edges
+        /// and entities named.
+        async fn enqueue_graph_purge(
+            &self,
+            org_id: &str,
+            scope: &str,
+            edge_ids: Option<&[String]>,
+            entity_keys: Option<&[String]>,
+        ) -> Result<(), StoreError>;
 
-    /// Claims due purges under a lease, like the outbox.
-    async fn claim_graph_purges(
-        &self,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<GraphPurge>, StoreError>;
+        /// Claims due purges under a lease, like the outbox.
+        async fn claim_graph_purges(
+            &self,
+            limit: usize,
+            lease: Duration,
+        ) -> Result<Vec<GraphPurge>, StoreError>;
 
-    async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError>;
+        async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError>;
 
-    /// Records a failed attempt; a purge is retried until it succeeds.
-    async fn fail_graph_purge(&self, id: i64, error: &str, retry_at: i64)
-        -> Result<(), StoreError>;
+        /// Records a failed attempt; a purge is retried until it succeeds.
+        async fn fail_graph_purge(&self, id: i64, error: &str, retry_at: i64)
+            -> Result<(), StoreError>;
 
-    async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError>;
+        async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError>;
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -385,298 +424,5 @@ impl Store {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         forward!(self, s => s.execute("SELECT 1", Vec::new()).await.map(drop))
-    }
-}
-
-impl SessionStore for Store {
-    async fn create_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        engine: EngineKind,
-        config: &SessionConfig,
-    ) -> Result<Session, StoreError> {
-        forward!(self, s => s.create_session(org_id, memory_id, engine, config).await)
-    }
-
-    async fn find_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-    ) -> Result<Option<Session>, StoreError> {
-        forward!(self, s => s.find_session(org_id, memory_id).await)
-    }
-
-    async fn find_or_create_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        engine: EngineKind,
-    ) -> Result<Session, StoreError> {
-        forward!(self, s => s.find_or_create_session(org_id, memory_id, engine).await)
-    }
-
-    async fn list_sessions(
-        &self,
-        org_id: &str,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<(Session, SessionStats)>, i64), StoreError> {
-        forward!(self, s => s.list_sessions(org_id, limit, offset).await)
-    }
-
-    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
-        forward!(self, s => s.session_stats(session).await)
-    }
-
-    async fn update_session_config(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        config: &SessionConfig,
-    ) -> Result<Option<Session>, StoreError> {
-        forward!(self, s => s.update_session_config(org_id, memory_id, config).await)
-    }
-
-    async fn delete_session(
-        &self,
-        org_id: &str,
-        memory_id: &str,
-        purge_graph: bool,
-    ) -> Result<Option<i64>, StoreError> {
-        forward!(self, s => s.delete_session(org_id, memory_id, purge_graph).await)
-    }
-
-    async fn sessions_with_ttl(&self) -> Result<Vec<Session>, StoreError> {
-        forward!(self, s => s.sessions_with_ttl().await)
-    }
-}
-
-impl FactStore for Store {
-    async fn nearest(
-        &self,
-        session: &Session,
-        query: &[f32],
-        k: usize,
-        fresh_since: Option<i64>,
-    ) -> Result<Vec<Neighbour>, StoreError> {
-        forward!(self, s => s.nearest(session, query, k, fresh_since).await)
-    }
-
-    async fn keyword_search(
-        &self,
-        session: &Session,
-        terms: &[String],
-        limit: usize,
-        fresh_since: Option<i64>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        forward!(self, s => s.keyword_search(session, terms, limit, fresh_since).await)
-    }
-
-    async fn list_facts(
-        &self,
-        session: &Session,
-        fresh_since: Option<i64>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<Fact>, i64), StoreError> {
-        forward!(self, s => s.list_facts(session, fresh_since, limit, offset).await)
-    }
-
-    async fn apply_fact_changes(
-        &self,
-        session: &Session,
-        changes: &[FactChange],
-        reason: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        forward!(self, s => s.apply_fact_changes(session, changes, reason).await)
-    }
-
-    async fn enforce_retention(&self, session: &Session) -> Result<u64, StoreError> {
-        forward!(self, s => s.enforce_retention(session).await)
-    }
-
-    async fn fact_history(
-        &self,
-        session: &Session,
-        fact_id: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError> {
-        forward!(self, s => s.fact_history(session, fact_id, limit, offset).await)
-    }
-}
-
-impl OutboxStore for Store {
-    async fn enqueue_turn(
-        &self,
-        idempotency_key: &str,
-        org_id: &str,
-        session_id: i64,
-        payload: &TurnPayload,
-    ) -> Result<(), StoreError> {
-        forward!(self, s => s.enqueue_turn(idempotency_key, org_id, session_id, payload).await)
-    }
-
-    async fn claim_outbox(
-        &self,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        forward!(self, s => s.claim_outbox(limit, lease).await)
-    }
-
-    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
-        forward!(self, s => s.release_stale_leases().await)
-    }
-
-    async fn complete_outbox(&self, id: i64) -> Result<(), StoreError> {
-        forward!(self, s => s.complete_outbox(id).await)
-    }
-
-    async fn fail_outbox(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<i64>,
-    ) -> Result<(), StoreError> {
-        forward!(self, s => s.fail_outbox(id, error, retry_at).await)
-    }
-
-    async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
-        forward!(self, s => s.purge_done_outbox(before_ms).await)
-    }
-
-    async fn list_outbox(
-        &self,
-        org_id: &str,
-        state: &str,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<OutboxEntry>, i64), StoreError> {
-        forward!(self, s => s.list_outbox(org_id, state, limit, offset).await)
-    }
-
-    async fn retry_outbox(&self, org_id: &str, id: i64) -> Result<bool, StoreError> {
-        forward!(self, s => s.retry_outbox(org_id, id).await)
-    }
-
-    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
-        forward!(self, s => s.outbox_counts().await)
-    }
-}
-
-impl UsageStore for Store {
-    async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
-        forward!(self, s => s.record_usage(events).await)
-    }
-
-    async fn usage_report(
-        &self,
-        org_id: &str,
-        from_ms: i64,
-        to_ms: i64,
-        by_session: bool,
-    ) -> Result<Vec<UsageRow>, StoreError> {
-        forward!(self, s => s.usage_report(org_id, from_ms, to_ms, by_session).await)
-    }
-}
-
-impl GraphItemStore for Store {
-    async fn write_graph_items(
-        &self,
-        session: &Session,
-        items: &[NewGraphItem],
-    ) -> Result<Vec<bool>, StoreError> {
-        forward!(self, s => s.write_graph_items(session, items).await)
-    }
-
-    async fn nearest_graph_items(
-        &self,
-        session: &Session,
-        kinds: &[GraphKind],
-        query: &[f32],
-        k: usize,
-    ) -> Result<Vec<ScoredGraphItem>, StoreError> {
-        forward!(self, s => s.nearest_graph_items(session, kinds, query, k).await)
-    }
-
-    async fn graph_items_by_id(
-        &self,
-        session: &Session,
-        ids: &[String],
-    ) -> Result<Vec<GraphItemVector>, StoreError> {
-        forward!(self, s => s.graph_items_by_id(session, ids).await)
-    }
-
-    async fn graph_entities(
-        &self,
-        session: &Session,
-        keys: &[String],
-    ) -> Result<Vec<GraphItemVector>, StoreError> {
-        forward!(self, s => s.graph_entities(session, keys).await)
-    }
-
-    async fn graph_edges_touching(
-        &self,
-        session: &Session,
-        keys: &[String],
-        limit: usize,
-    ) -> Result<Vec<GraphItem>, StoreError> {
-        forward!(self, s => s.graph_edges_touching(session, keys, limit).await)
-    }
-
-    async fn list_graph_items(
-        &self,
-        session: &Session,
-        kind: GraphKind,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<GraphItem>, i64), StoreError> {
-        forward!(self, s => s.list_graph_items(session, kind, limit, offset).await)
-    }
-
-    async fn delete_graph_edge(
-        &self,
-        session: &Session,
-        edge_id: &str,
-        purge_graph: bool,
-    ) -> Result<bool, StoreError> {
-        forward!(self, s => s.delete_graph_edge(session, edge_id, purge_graph).await)
-    }
-
-    async fn enqueue_graph_purge(
-        &self,
-        org_id: &str,
-        scope: &str,
-        edge_ids: Option<&[String]>,
-        entity_keys: Option<&[String]>,
-    ) -> Result<(), StoreError> {
-        forward!(self, s => s.enqueue_graph_purge(org_id, scope, edge_ids, entity_keys).await)
-    }
-
-    async fn claim_graph_purges(
-        &self,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<GraphPurge>, StoreError> {
-        forward!(self, s => s.claim_graph_purges(limit, lease).await)
-    }
-
-    async fn complete_graph_purge(&self, id: i64) -> Result<(), StoreError> {
-        forward!(self, s => s.complete_graph_purge(id).await)
-    }
-
-    async fn fail_graph_purge(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: i64,
-    ) -> Result<(), StoreError> {
-        forward!(self, s => s.fail_graph_purge(id, error, retry_at).await)
-    }
-
-    async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError> {
-        forward!(self, s => s.graph_purge_counts().await)
     }
 }
