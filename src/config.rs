@@ -327,7 +327,7 @@ impl Default for UpstreamConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    pub url: String,
+    pub url: StorageUrl,
     pub migrate_on_start: bool,
     pub max_connections: u32,
     /// Postgres: sessions with at least this many facts are searched through the HNSW index
@@ -341,7 +341,10 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
-            url: "sqlite://data/memgate.db".into(),
+            url: StorageUrl {
+                text: "sqlite://data/memgate.db".into(),
+                backend: StorageBackend::Sqlite,
+            },
             migrate_on_start: true,
             max_connections: 8,
             hnsw_min_facts: 0,
@@ -365,23 +368,64 @@ pub enum StorageBackend {
     Postgres,
 }
 
-impl StorageBackend {
-    pub fn of_url(url: &str) -> Option<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
+/// A `storage.url`, with the backend its scheme names, read once with the config.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StorageUrl {
+    text: String,
+    backend: StorageBackend,
+}
+
+impl StorageUrl {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn backend(&self) -> StorageBackend {
+        self.backend
+    }
+}
+
+impl TryFrom<String> for StorageUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let backend = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            StorageBackend::Postgres
+        } else if text.starts_with("sqlite:") {
+            StorageBackend::Sqlite
         } else {
-            None
-        }
+            return Err(
+                "must be sqlite://PATH (embedded) or postgres://… (Postgres + pgvector)".into(),
+            );
+        };
+        Ok(Self { text, backend })
+    }
+}
+
+impl std::str::FromStr for StorageUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::try_from(text.to_string())
+    }
+}
+
+impl From<StorageUrl> for String {
+    fn from(url: StorageUrl) -> Self {
+        url.text
+    }
+}
+
+impl std::fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
 impl StorageConfig {
-    /// The backend `url` names. A loaded config has been validated, so an unknown scheme
-    /// only reaches here from a hand-built one, and gets the embedded store's error for it.
     pub fn backend(&self) -> StorageBackend {
-        StorageBackend::of_url(&self.url).unwrap_or(StorageBackend::Sqlite)
+        self.url.backend()
     }
 
     /// The session size from which Postgres searches through HNSW.
@@ -542,7 +586,7 @@ impl Default for TrustedHeaderConfig {
 pub struct IntrospectionConfig {
     pub enabled: bool,
     /// Base URL of the gateway's management API; `upstream.url` when unset.
-    pub url: Option<String>,
+    pub url: Option<HttpUrl>,
     pub path: String,
     pub timeout_ms: u64,
     /// How long an answer is believed; a revoked key keeps working at most this long.
@@ -664,12 +708,6 @@ impl Config {
             addr.parse::<SocketAddr>()
                 .map_err(|e| invalid(path, format!("`{addr}` is not host:port ({e})")))?;
         }
-        if StorageBackend::of_url(&self.storage.url).is_none() {
-            return Err(invalid(
-                "storage.url",
-                "must be sqlite://PATH (embedded) or postgres://… (Postgres + pgvector)".into(),
-            ));
-        }
         let (p, a) = (&self.proxy, &self.admin);
         for (section, header, body, keepalive) in [
             (
@@ -765,12 +803,6 @@ impl Config {
         }
         let introspection = &self.auth.introspection;
         if introspection.enabled {
-            let base = introspection
-                .url
-                .as_deref()
-                .unwrap_or(self.upstream.url.as_str());
-            reqwest::Url::parse(base)
-                .map_err(|e| invalid("auth.introspection.url", e.to_string()))?;
             if !introspection.path.starts_with('/') {
                 return Err(invalid(
                     "auth.introspection.path",
@@ -887,7 +919,7 @@ mod tests {
         assert_eq!(c.proxy.listen, "0.0.0.0:8080");
         assert_eq!(c.admin.listen, "0.0.0.0:8081");
         assert_eq!(c.upstream.url.as_str(), "http://127.0.0.1:4000");
-        assert_eq!(c.storage.url, "sqlite://data/memgate.db");
+        assert_eq!(c.storage.url.as_str(), "sqlite://data/memgate.db");
         assert_eq!(c.embeddings.model, "text-embedding-3-small");
         assert_eq!(c.embeddings.dimensions, 1536);
         assert_eq!(c.extraction.model, "gpt-4o-mini");
@@ -936,6 +968,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("MEMGATE_MEMORY__TOP_K"), "{err}");
+    }
+
+    #[test]
+    fn typed_values_are_parsed_once_and_refused_with_their_path() {
+        let c = Config::load_with_env(
+            None,
+            &env(&[
+                ("MEMGATE_STORAGE__URL", "postgres://db/memgate"),
+                ("MEMGATE_UPSTREAM__URL", "https://gateway.internal/v1"),
+                ("MEMGATE_MEMORY__DEFAULT_ENGINE", "cognee"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.storage.backend(), StorageBackend::Postgres);
+        assert_eq!(c.storage.url.as_str(), "postgres://db/memgate");
+        assert_eq!(c.upstream.url.parsed().host_str(), Some("gateway.internal"));
+        assert_eq!(c.upstream.url.as_str(), "https://gateway.internal/v1");
+        assert_eq!(c.memory.default_engine, EngineKind::Cognee);
+        for (var, value, path) in [
+            ("MEMGATE_STORAGE__URL", "mysql://db", "storage.url"),
+            ("MEMGATE_UPSTREAM__URL", "ftp://gateway", "upstream.url"),
+            ("MEMGATE_UPSTREAM__URL", "not a url", "upstream.url"),
+            (
+                "MEMGATE_MEMORY__DEFAULT_ENGINE",
+                "letta",
+                "memory.default_engine",
+            ),
+        ] {
+            let err = Config::load_with_env(None, &env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{var}={value}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("memgate.toml");
+        for (line, path, reason) in [
+            (
+                "networks = [\"10.0.0.0/8\", \"ten\"]",
+                "auth.trusted_header.networks",
+                "`ten` is not a network",
+            ),
+            (
+                "org_header = \"x org\"",
+                "auth.trusted_header.org_header",
+                "`x org` is not a header name",
+            ),
+        ] {
+            std::fs::write(&file, format!("[auth.trusted_header]\n{line}\n")).unwrap();
+            let err = Config::load_with_env(Some(&file), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path) && err.contains(reason), "{line}: {err}");
+        }
     }
 
     #[test]

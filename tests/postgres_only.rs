@@ -108,7 +108,7 @@ async fn two_replicas_ingest_a_burst_exactly_once() {
 
 fn storage(url: &str) -> StorageConfig {
     StorageConfig {
-        url: url.to_string(),
+        url: url.parse().expect("a storage URL"),
         ..Default::default()
     }
 }

@@ -77,7 +77,7 @@ impl Backend {
         dir: Option<tempfile::TempDir>,
     ) -> Self {
         let config = StorageConfig {
-            url: url.clone(),
+            url: url.parse().expect("a storage URL"),
             max_connections: 4,
             ..Default::default()
         };

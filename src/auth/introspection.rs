@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{AuthError, KeyDigest, Principal};
-use crate::config::IntrospectionConfig;
+use crate::config::{HttpUrl, IntrospectionConfig};
 use crate::domain::Role;
 
 pub struct Introspection {
@@ -30,7 +30,7 @@ struct Cached {
 
 impl Introspection {
     pub fn new(config: &IntrospectionConfig, upstream_url: &str) -> Result<Self, String> {
-        let base = config.url.as_deref().unwrap_or(upstream_url);
+        let base = config.url.as_ref().map_or(upstream_url, HttpUrl::as_str);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms.max(1)))
             .build()

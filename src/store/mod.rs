@@ -383,7 +383,7 @@ impl Store {
                 Ok(Self::Postgres(postgres::connect(config, dimensions).await?))
             }
             StorageBackend::Sqlite => Ok(Self::Sqlite(
-                sqlite::connect(&config.url, config.max_connections).await?,
+                sqlite::connect(config.url.as_str(), config.max_connections).await?,
             )),
         }
     }

@@ -36,7 +36,7 @@ pub async fn connect(
     config: &StorageConfig,
     dimensions: usize,
 ) -> Result<PostgresStore, StoreError> {
-    let options = PgConnectOptions::from_str(&config.url)?;
+    let options = PgConnectOptions::from_str(config.url.as_str())?;
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections.max(1))
         .acquire_timeout(Duration::from_secs(5))
