@@ -9,6 +9,28 @@ use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
+/// The top-level modules from the top of the dependency order to the bottom, as README.md's
+/// source map lists them: a module may depend only on modules after it (on the same line
+/// means independent of each other). A new module has to be placed here.
+const LAYERS: &[&[&str]] = &[
+    &["server"],
+    &["admin"],
+    &["proxy"],
+    &["worker"],
+    &["app"],
+    &["journal"],
+    &["memory"],
+    &["llm"],
+    &["metrics"],
+    &["usage"],
+    &["store"],
+    &["graph_server", "auth"],
+    &["deadlines", "shutdown"],
+    &["telemetry", "http_error"],
+    &["config"],
+    &["domain", "vector", "error", "secret"],
+];
+
 /// Every `.rs` file under `dir`, recursively.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -231,6 +253,27 @@ fn top_level_modules_depend_one_way() {
         found.is_empty(),
         "import cycles between top-level modules: {found:?}\nthe graph:\n{}",
         edges.join("\n")
+    );
+}
+
+#[test]
+fn dependencies_point_down_the_documented_order() {
+    let graph = module_graph();
+    let layer_of = |module: &str| LAYERS.iter().position(|layer| layer.contains(&module));
+    let unplaced: Vec<&String> = graph.keys().filter(|m| layer_of(m).is_none()).collect();
+    assert!(
+        unplaced.is_empty(),
+        "modules missing from LAYERS (and from README.md's source map): {unplaced:?}"
+    );
+    let upward: Vec<String> = graph
+        .iter()
+        .flat_map(|(from, deps)| deps.iter().map(move |to| (from, to)))
+        .filter(|(from, to)| layer_of(to) <= layer_of(from))
+        .map(|(from, to)| format!("{from} -> {to}"))
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "dependencies against the documented order: {upward:?}"
     );
 }
 
