@@ -2,30 +2,10 @@
 //! the user's own declarative sentences are kept as facts, so a turn is never lost to an
 //! LLM outage. Questions and requests are not facts about the user and are dropped.
 
+use crate::memory::query::INTERROGATIVES;
+
+/// Besides [`INTERROGATIVES`], what opens a request or a greeting rather than a statement.
 const NOT_A_STATEMENT: &[&str] = &[
-    "what",
-    "who",
-    "whom",
-    "whose",
-    "where",
-    "when",
-    "why",
-    "how",
-    "which",
-    "do",
-    "does",
-    "did",
-    "is",
-    "are",
-    "was",
-    "were",
-    "can",
-    "could",
-    "should",
-    "would",
-    "will",
-    "shall",
-    "may",
     "remind",
     "tell",
     "give",
@@ -78,7 +58,9 @@ fn consider(sentence: &str, is_question: bool, facts: &mut Vec<String>) {
         .unwrap_or_default()
         .trim_matches(|c: char| !c.is_alphanumeric())
         .to_ascii_lowercase();
-    if NOT_A_STATEMENT.contains(&first.as_str()) || sentence.split(' ').count() < MIN_WORDS {
+    let not_a_statement =
+        INTERROGATIVES.contains(&first.as_str()) || NOT_A_STATEMENT.contains(&first.as_str());
+    if not_a_statement || sentence.split(' ').count() < MIN_WORDS {
         return;
     }
     let fact: String = sentence.chars().take(MAX_FACT_CHARS).collect();

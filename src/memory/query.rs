@@ -7,30 +7,15 @@ pub enum QueryKind {
     Keywords,
 }
 
+/// Words a question or a request opens with, in both heuristics: a query opening so reads as
+/// a question, and a sentence opening so is not a fact about the user.
+pub(crate) const INTERROGATIVES: &[&str] = &[
+    "what", "who", "whom", "whose", "where", "when", "why", "how", "which", "do", "does", "did",
+    "is", "are", "was", "were", "can", "could", "should", "would", "will", "shall", "may",
+];
+
+/// Besides [`INTERROGATIVES`], what makes a query read as a question.
 const QUESTION_OPENERS: &[&str] = &[
-    "what",
-    "who",
-    "whom",
-    "whose",
-    "where",
-    "when",
-    "why",
-    "how",
-    "which",
-    "do",
-    "does",
-    "did",
-    "is",
-    "are",
-    "was",
-    "were",
-    "can",
-    "could",
-    "should",
-    "would",
-    "will",
-    "shall",
-    "may",
     "have",
     "has",
     "had",
@@ -55,7 +40,10 @@ pub fn classify(query: &str) -> QueryKind {
     let words: Vec<&str> = tokens(trimmed).collect();
     let opens_like_question = words
         .first()
-        .is_some_and(|w| QUESTION_OPENERS.contains(&w.to_ascii_lowercase().as_str()));
+        .map(|w| w.to_ascii_lowercase())
+        .is_some_and(|w| {
+            INTERROGATIVES.contains(&w.as_str()) || QUESTION_OPENERS.contains(&w.as_str())
+        });
     if opens_like_question || words.len() >= SENTENCE_WORDS {
         QueryKind::Question
     } else {

@@ -240,7 +240,7 @@ async fn update_fact<D: Dialect>(
 ) -> Result<Option<String>, StoreError> {
     let old = format!(
         "SELECT text FROM facts WHERE id = $1 AND org_id = $2 AND session_id = $3{}",
-        D::LOCK_FOR_DELETE
+        D::LOCK_FOR_UPDATE
     );
     let Some(old) =
         D::fetch_optional(conn, &old, params![fact_id, &session.org_id, session.id]).await?

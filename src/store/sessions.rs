@@ -170,7 +170,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         let mut tx = D::begin_write(&self.pool).await?;
         let find = format!(
             "SELECT id, created_at, engine FROM sessions WHERE org_id = $1 AND memory_id = $2{}",
-            D::LOCK_FOR_DELETE
+            D::LOCK_FOR_UPDATE
         );
         let Some(row) = D::fetch_optional(&mut tx, &find, params![org_id, memory_id]).await? else {
             return Ok(None);

@@ -166,8 +166,8 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
     /// (writers of one session queue there, and a concurrent delete waits); SQLite's write
     /// transaction already holds the file's write lock.
     const LOCK_FOR_WRITE: &'static str;
-    /// As [`Self::LOCK_FOR_WRITE`], for a row about to be deleted.
-    const LOCK_FOR_DELETE: &'static str;
+    /// As [`Self::LOCK_FOR_WRITE`], for a row about to be changed or deleted.
+    const LOCK_FOR_UPDATE: &'static str;
     /// `OFFSET n` with no limit: SQLite's grammar wants a `LIMIT -1` before it.
     const UNLIMITED_OFFSET: &'static str;
     /// The UTC day (`YYYY-MM-DD`) of the `created_at` column (Unix ms).

@@ -148,7 +148,7 @@ impl Dialect for PostgresDialect {
     const SESSION_COLUMNS: &'static str = "id, org_id, memory_id, engine, config, \
                                            fact_count AS stored_facts, created_at, updated_at";
     const LOCK_FOR_WRITE: &'static str = " FOR NO KEY UPDATE";
-    const LOCK_FOR_DELETE: &'static str = " FOR UPDATE";
+    const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
     const UNLIMITED_OFFSET: &'static str = "OFFSET";
     const DAY_OF_CREATED_AT: &'static str =
         "to_char(to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')";

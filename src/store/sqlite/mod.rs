@@ -172,7 +172,7 @@ impl Dialect for SqliteDialect {
     const SESSION_COLUMNS: &'static str =
         "id, org_id, memory_id, engine, config, 0 AS stored_facts, created_at, updated_at";
     const LOCK_FOR_WRITE: &'static str = "";
-    const LOCK_FOR_DELETE: &'static str = "";
+    const LOCK_FOR_UPDATE: &'static str = "";
     const UNLIMITED_OFFSET: &'static str = "LIMIT -1 OFFSET";
     const DAY_OF_CREATED_AT: &'static str = "date(created_at / 1000, 'unixepoch')";
     const HAS_FACT_TTL: &'static str = "json_extract(config, '$.fact_ttl_seconds') IS NOT NULL";
