@@ -4,7 +4,7 @@
 use crate::domain::{now_ms, Fact, FactChange, FactHistoryEvent, Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::sessions::lock_live_session;
-use crate::store::sql::{self, params, Conn, Dialect, Param, SqlRow, SqlStore};
+use crate::store::sql::{self, params, Conn, Dialect, FactText, Param, SqlRow, SqlStore};
 use crate::store::FactStore;
 
 /// One row of a fact's history.
@@ -218,7 +218,7 @@ async fn add_fact<D: Dialect>(
         values,
     )
     .await?;
-    D::fact_text_changed(conn, session.id, &id, Some(text)).await?;
+    D::fact_text_changed(conn, session.id, &id, FactText::Added(text)).await?;
     let entry = HistoryEntry {
         fact_id: &id,
         event: "ADD",
@@ -258,7 +258,7 @@ async fn update_fact<D: Dialect>(
         values,
     )
     .await?;
-    D::fact_text_changed(conn, session.id, fact_id, Some(edit.text)).await?;
+    D::fact_text_changed(conn, session.id, fact_id, FactText::Reworded(edit.text)).await?;
     let entry = HistoryEntry {
         fact_id,
         event: "UPDATE",
@@ -301,7 +301,7 @@ async fn forget_deleted<D: Dialect>(
 ) -> Result<u64, StoreError> {
     for row in deleted {
         let (id, text) = (row.text("id")?, row.text("text")?);
-        D::fact_text_changed(conn, session.id, &id, None).await?;
+        D::fact_text_changed(conn, session.id, &id, FactText::Deleted).await?;
         let entry = HistoryEntry {
             fact_id: &id,
             event: "DELETE",

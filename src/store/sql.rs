@@ -151,6 +151,14 @@ macro_rules! statements_through_bind {
 }
 pub(crate) use statements_through_bind;
 
+/// What happened to a fact's text, for [`Dialect::fact_text_changed`].
+#[derive(Clone, Copy, Debug)]
+pub enum FactText<'a> {
+    Added(&'a str),
+    Reworded(&'a str),
+    Deleted,
+}
+
 /// A connection of the dialect's database: a pooled one or an open transaction.
 pub type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
 
@@ -222,13 +230,13 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
 
     // ---- hooks: where one dialect does more than the other ----
 
-    /// A fact's text was written (`Some`) or its fact deleted (`None`), inside the writing
-    /// transaction: SQLite's FTS5 table follows by hand, Postgres's column is generated.
+    /// A fact was added, reworded or deleted, inside the writing transaction: SQLite's FTS5
+    /// table follows by hand, Postgres's column is generated.
     fn fact_text_changed<'c>(
         conn: &'c mut Conn<Self>,
         session_id: i64,
         fact_id: &'c str,
-        text: Option<&'c str>,
+        change: FactText<'c>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
 
     /// A session is about to be deleted: what no foreign key cascades to goes first.

@@ -20,7 +20,9 @@ use crate::config::StorageConfig;
 use crate::domain::graph::ScoredGraphItem;
 use crate::domain::{Neighbour, Session};
 use crate::error::StoreError;
-use crate::store::sql::{self, params, Dialect, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS};
+use crate::store::sql::{
+    self, params, Dialect, FactText, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
+};
 
 pub type PostgresStore = SqlStore<PostgresDialect>;
 
@@ -207,7 +209,7 @@ impl Dialect for PostgresDialect {
         _conn: &'c mut PgConnection,
         _session_id: i64,
         _fact_id: &'c str,
-        _text: Option<&'c str>,
+        _change: FactText<'c>,
     ) -> Result<(), StoreError> {
         // `facts.terms` is a generated column.
         Ok(())

@@ -19,7 +19,9 @@ use crate::domain::graph::ScoredGraphItem;
 use crate::domain::{Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::graph_items::graph_item_vector;
-use crate::store::sql::{self, params, Dialect, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS};
+use crate::store::sql::{
+    self, params, Dialect, FactText, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
+};
 use crate::vector;
 use vector_cache::{SessionVectors, VectorCache};
 
@@ -230,24 +232,25 @@ impl Dialect for SqliteDialect {
         conn: &'c mut SqliteConnection,
         session_id: i64,
         fact_id: &'c str,
-        text: Option<&'c str>,
+        change: FactText<'c>,
     ) -> Result<(), StoreError> {
-        // The FTS table has no key to upsert on: the old row goes, the new one comes.
-        Self::execute(
-            conn,
-            "DELETE FROM facts_fts WHERE fact_id = $1 AND session_id = $2",
-            params![fact_id, session_id],
-        )
-        .await?;
-        if let Some(text) = text {
-            Self::execute(
-                conn,
+        // A lookup by `fact_id` scans the FTS table (its columns other than `text` are not
+        // indexed), so an added fact only inserts.
+        let (sql, params) = match change {
+            FactText::Added(text) => (
                 "INSERT INTO facts_fts (text, fact_id, session_id) VALUES ($1, $2, $3)",
                 params![text, fact_id, session_id],
-            )
-            .await?;
-        }
-        Ok(())
+            ),
+            FactText::Reworded(text) => (
+                "UPDATE facts_fts SET text = $1 WHERE fact_id = $2 AND session_id = $3",
+                params![text, fact_id, session_id],
+            ),
+            FactText::Deleted => (
+                "DELETE FROM facts_fts WHERE fact_id = $1 AND session_id = $2",
+                params![fact_id, session_id],
+            ),
+        };
+        Self::execute(conn, sql, params).await.map(drop)
     }
 
     async fn session_text_dropped(
