@@ -1794,6 +1794,34 @@ async fn release_stale_leases_frees_on_sqlite_only(b: Backend) {
 
 // ---- usage ----
 
+both_stores!(usage_batches_of_any_size_are_recorded_whole);
+async fn usage_batches_of_any_size_are_recorded_whole(b: Backend) {
+    // Sizes around the store's rows-per-statement, and a batch as large as the writer's.
+    let mut expected_calls = 0;
+    let mut expected_prompt = 0;
+    for size in [1_i64, 31, 32, 33, 70, 256] {
+        let batch: Vec<UsageEvent> = (0..size)
+            .map(|i| usage("acme", "alpha", Purpose::QueryEmbedding, "emb-1", i, 1))
+            .collect();
+        b.record_usage(&batch).await.unwrap();
+        expected_calls += size;
+        expected_prompt += size * (size - 1) / 2;
+    }
+    let report = b
+        .usage_report("acme", 0, now_ms() + 1, false)
+        .await
+        .unwrap();
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(
+        (
+            report[0].calls,
+            report[0].prompt_tokens,
+            report[0].completion_tokens
+        ),
+        (expected_calls, expected_prompt, expected_calls)
+    );
+}
+
 both_stores!(usage_report_by_day_kind_model_and_session);
 async fn usage_report_by_day_kind_model_and_session(b: Backend) {
     b.record_usage(&[]).await.unwrap();

@@ -6,45 +6,61 @@ use crate::error::StoreError;
 use crate::store::sql::{self, params, Dialect, Param, SqlStore};
 use crate::store::UsageStore;
 
-/// Columns of one usage event, in the order [`UsageStore::record_usage`] binds them.
+/// Columns of one usage event, in the order [`event_params`] gives them.
 const EVENT_COLUMNS: usize = 7;
+
+/// Events written by one statement.
+const ROWS_PER_INSERT: usize = 32;
+
+/// The insert of `rows` events.
+fn insert_of(rows: usize) -> String {
+    let rows = (0..rows)
+        .map(|i| {
+            let placeholders = (1..=EVENT_COLUMNS)
+                .map(|c| format!("${}", i * EVENT_COLUMNS + c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({placeholders})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO usage (org_id, memory_id, purpose, model, prompt_tokens, completion_tokens, created_at)
+         VALUES {rows}"
+    )
+}
+
+fn event_params(e: &UsageEvent, at: i64) -> Vec<Param<'_>> {
+    params![
+        &e.org,
+        &e.memory_id,
+        e.purpose.as_str(),
+        &e.model,
+        e.prompt_tokens,
+        e.completion_tokens,
+        at
+    ]
+}
 
 impl<D: Dialect> UsageStore for SqlStore<D> {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
         let now = now_ms();
-        // One statement for the batch.
-        let rows = (0..events.len())
-            .map(|i| {
-                let placeholders = (1..=EVENT_COLUMNS)
-                    .map(|c| format!("${}", i * EVENT_COLUMNS + c))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("({placeholders})")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO usage (org_id, memory_id, purpose, model, prompt_tokens, completion_tokens, created_at)
-             VALUES {rows}"
-        );
-        let values: Vec<Param<'_>> = events
-            .iter()
-            .flat_map(|e| {
-                params![
-                    &e.org,
-                    &e.memory_id,
-                    e.purpose.as_str(),
-                    &e.model,
-                    e.prompt_tokens,
-                    e.completion_tokens,
-                    now
-                ]
-            })
-            .collect();
-        self.execute(&sql, values).await?;
+        let mut tx = D::begin_write(&self.pool).await?;
+        // Full chunks in one statement each, the rest row by row: two statement texts at
+        // most, so each connection's prepared-statement cache holds two, not one per batch
+        // size the writer happens to flush.
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            let rows = if chunk.len() == ROWS_PER_INSERT {
+                vec![chunk]
+            } else {
+                chunk.chunks(1).collect()
+            };
+            for rows in rows {
+                let values = rows.iter().flat_map(|e| event_params(e, now)).collect();
+                D::execute(&mut tx, &insert_of(rows.len()), values).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
