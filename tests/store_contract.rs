@@ -2028,70 +2028,64 @@ async fn nearest_graph_items_by_kind(b: Backend) {
     .await
     .unwrap();
 
-    let found = |items: Vec<memgate::domain::graph::ScoredGraphItem>| -> Vec<(String, f32)> {
-        items
-            .into_iter()
-            .map(|s| (s.item.id, s.similarity))
-            .collect()
-    };
-    let check = |got: Vec<(String, f32)>, expected: &[(&NewGraphItem, f32)]| {
+    let north = [0.0, 1.0, 0.0];
+    // (kinds, query, k, the items expected in order with their similarity)
+    type Case<'a> = (
+        &'a [GraphKind],
+        [f32; DIMS],
+        usize,
+        Vec<(&'a NewGraphItem, f32)>,
+    );
+    let cases: [Case; 5] = [
+        (
+            &[GraphKind::Entity],
+            north,
+            10,
+            vec![(&graph.alice, 1.0), (&graph.bob, 0.8), (&graph.acme, 0.0)],
+        ),
+        (
+            &[GraphKind::Entity],
+            north,
+            2,
+            vec![(&graph.alice, 1.0), (&graph.bob, 0.8)],
+        ),
+        (
+            &[GraphKind::Chunk, GraphKind::Summary],
+            E1,
+            10,
+            vec![(&graph.chunk, 1.0), (&graph.summary, 0.8)],
+        ),
+        (
+            &[GraphKind::Edge],
+            north,
+            10,
+            vec![(&graph.works_at, 0.6), (&graph.knows, 0.28)],
+        ),
+        (
+            &[GraphKind::Entity, GraphKind::Edge],
+            north,
+            3,
+            vec![
+                (&graph.alice, 1.0),
+                (&graph.bob, 0.8),
+                (&graph.works_at, 0.6),
+            ],
+        ),
+    ];
+    for (kinds, query, k, expected) in cases {
+        let got = b.nearest_graph_items(&s, kinds, &query, k).await.unwrap();
         assert_eq!(
-            got.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            got.iter().map(|g| g.item.id.as_str()).collect::<Vec<_>>(),
             expected
                 .iter()
                 .map(|(i, _)| i.id.as_str())
                 .collect::<Vec<_>>(),
-            "{got:?}"
+            "{kinds:?} k={k}: {got:?}"
         );
-        for ((_, sim), (_, want)) in got.iter().zip(expected) {
-            assert_close(*sim, *want);
+        for (g, (_, want)) in got.iter().zip(&expected) {
+            assert_close(g.similarity, *want);
         }
-    };
-    let north = [0.0, 1.0, 0.0];
-    check(
-        found(
-            b.nearest_graph_items(&s, &[GraphKind::Entity], &north, 10)
-                .await
-                .unwrap(),
-        ),
-        &[(&graph.alice, 1.0), (&graph.bob, 0.8), (&graph.acme, 0.0)],
-    );
-    check(
-        found(
-            b.nearest_graph_items(&s, &[GraphKind::Entity], &north, 2)
-                .await
-                .unwrap(),
-        ),
-        &[(&graph.alice, 1.0), (&graph.bob, 0.8)],
-    );
-    check(
-        found(
-            b.nearest_graph_items(&s, &[GraphKind::Chunk, GraphKind::Summary], &E1, 10)
-                .await
-                .unwrap(),
-        ),
-        &[(&graph.chunk, 1.0), (&graph.summary, 0.8)],
-    );
-    check(
-        found(
-            b.nearest_graph_items(&s, &[GraphKind::Edge], &north, 10)
-                .await
-                .unwrap(),
-        ),
-        &[(&graph.works_at, 0.6), (&graph.knows, 0.28)],
-    );
-    check(
-        found(
-            b.nearest_graph_items(&s, &[GraphKind::Entity, GraphKind::Edge], &north, 3)
-                .await
-                .unwrap(),
-        ),
-        &[
-            (&graph.alice, 1.0),
-            (&graph.bob, 0.8),
-            (&graph.works_at, 0.6),
-        ],
-    );
+    }
     assert!(b
         .nearest_graph_items(&s, &[], &north, 10)
         .await
