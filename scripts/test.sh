@@ -8,6 +8,7 @@ bash scripts/install-deps.sh
 bash scripts/install-litellm.sh
 bash scripts/install-postgres.sh
 bash scripts/install-arcadedb.sh
+bash scripts/install-model.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

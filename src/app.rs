@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::embed::Embedder;
 use crate::graph_server::BoltGraph;
 use crate::journal::TurnJournal;
 use crate::llm::LlmClient;
@@ -27,6 +28,8 @@ pub enum StartError {
     Store(#[from] crate::error::StoreError),
     #[error("internal client: {0}")]
     Client(String),
+    #[error("local embeddings: {0}")]
+    Embeddings(String),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
 }
@@ -54,12 +57,12 @@ impl AppState {
     /// writer is returned to be spawned on the runtime that will own it.
     pub async fn init(config: Config) -> Result<(Arc<Self>, UsageWriter), StartError> {
         let auth = Authenticator::from_config(&config.auth, &config.upstream)?;
-        let store = Store::connect(&config.storage, config.embeddings.dimensions).await?;
+        let store = Store::connect(&config.storage, config.embeddings.dimensions()).await?;
         if config.storage.migrate_on_start {
             store.migrate().await?;
         }
         store
-            .check_embeddings(&config.embeddings.model, config.embeddings.dimensions)
+            .check_embeddings(config.embeddings.model(), config.embeddings.dimensions())
             .await?;
         let freed = store.release_stale_leases().await?;
         if freed > 0 {
@@ -75,6 +78,9 @@ impl AppState {
         }
         let (usage, usage_writer) = UsageSink::new(store.clone());
         let llm = LlmClient::new(&config, usage.clone()).map_err(StartError::Client)?;
+        let embedder = Embedder::start(&config.embeddings, &llm, usage.clone())
+            .await
+            .map_err(StartError::Embeddings)?;
         let bolt = match &config.graph.url {
             Some(url) => Some(
                 BoltGraph::new(url, &config.graph)
@@ -87,10 +93,11 @@ impl AppState {
             facts: FactsEngine::new(
                 store.clone(),
                 llm.clone(),
+                embedder.clone(),
                 config.extraction.clone(),
                 &config.memory,
             ),
-            graph: GraphEngine::new(store.clone(), llm, bolt),
+            graph: GraphEngine::new(store.clone(), llm, embedder, bolt),
         };
         Ok((
             Arc::new(Self {

@@ -468,19 +468,123 @@ impl Default for MemoryConfig {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// `POST {upstream}/v1/embeddings` under the service-account key (platform spend).
+    #[default]
+    Gateway,
+    /// all-MiniLM-L6-v2 in process (384 dimensions), from `model_dir`: no round trip, no spend.
+    Local,
+}
+
+/// The local provider's model (sentence-transformers all-MiniLM-L6-v2) and its width.
+pub const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
+pub const LOCAL_DIMENSIONS: usize = 384;
+
+const GATEWAY_MODEL: &str = "text-embedding-3-small";
+const GATEWAY_DIMENSIONS: usize = 1536;
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddingsConfig {
+    /// The default stays `gateway`: a store keeps the model its vectors came from and refuses
+    /// another, so a changed default would stop existing deployments at start.
+    pub provider: EmbeddingProvider,
+    /// The gateway's model. With the local provider: all-MiniLM-L6-v2 (leave it unset).
     pub model: String,
+    /// The gateway model's dimensions. With the local provider: 384 (leave it unset).
     pub dimensions: usize,
+    /// The local model's folder; default `~/.cache/memgate-model/all-minilm-l6-v2`, where
+    /// `scripts/install-model.sh` puts it.
+    pub model_dir: Option<std::path::PathBuf>,
+    /// Inference threads of the local model; 0: one per core, at most 4.
+    pub threads: usize,
+    /// Local jobs (queries, and batches of 32 texts to ingest) waiting at most; a query that
+    /// finds the queue full goes upstream without context.
+    pub queue: usize,
+    /// Query vectors the local provider keeps (least recently used out first); 0 turns the
+    /// cache off.
+    pub query_cache: usize,
 }
 
 impl Default for EmbeddingsConfig {
     fn default() -> Self {
         Self {
-            model: "text-embedding-3-small".into(),
-            dimensions: 1536,
+            provider: EmbeddingProvider::Gateway,
+            model: GATEWAY_MODEL.into(),
+            dimensions: GATEWAY_DIMENSIONS,
+            model_dir: None,
+            threads: 0,
+            queue: 1024,
+            query_cache: 4096,
         }
+    }
+}
+
+impl EmbeddingsConfig {
+    /// The model the vectors come from, as the store records it.
+    pub fn model(&self) -> &str {
+        match self.provider {
+            EmbeddingProvider::Gateway => &self.model,
+            EmbeddingProvider::Local => LOCAL_MODEL,
+        }
+    }
+
+    pub fn dimensions(&self) -> usize {
+        match self.provider {
+            EmbeddingProvider::Gateway => self.dimensions,
+            EmbeddingProvider::Local => LOCAL_DIMENSIONS,
+        }
+    }
+
+    pub fn model_dir(&self) -> std::path::PathBuf {
+        self.model_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from("."))
+                .join(".cache/memgate-model/all-minilm-l6-v2")
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |path: &str, reason: String| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        };
+        if self.dimensions == 0 || self.dimensions > 16_000 {
+            return Err(invalid(
+                "embeddings.dimensions",
+                "must be between 1 and 16000".into(),
+            ));
+        }
+        if self.provider == EmbeddingProvider::Local {
+            let local = LOCAL_MODEL;
+            if self.model != GATEWAY_MODEL && self.model != local {
+                return Err(invalid(
+                    "embeddings.model",
+                    format!("the local provider runs {local}; leave embeddings.model unset"),
+                ));
+            }
+            let dims = LOCAL_DIMENSIONS;
+            if self.dimensions != GATEWAY_DIMENSIONS && self.dimensions != dims {
+                return Err(invalid(
+                    "embeddings.dimensions",
+                    format!("the local model gives {dims} dimensions; leave embeddings.dimensions unset"),
+                ));
+            }
+            if self.queue == 0 {
+                return Err(invalid("embeddings.queue", "must be above 0".into()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -769,12 +873,7 @@ impl Config {
                 "graph.timeout_ms and graph.max_connections must be above 0".into(),
             ));
         }
-        if self.embeddings.dimensions == 0 || self.embeddings.dimensions > 16_000 {
-            return Err(invalid(
-                "embeddings.dimensions",
-                "must be between 1 and 16000".into(),
-            ));
-        }
+        self.embeddings.validate()?;
         let telemetry = &self.telemetry;
         if !telemetry.otlp_endpoint.is_empty() && !telemetry.otlp_endpoint.starts_with("http://") {
             // The exporter's HTTP client is built without TLS; a local collector or agent

@@ -25,6 +25,8 @@ pub enum LlmError {
     Status { status: u16, body: String },
     #[error("upstream answer is not what was asked for: {0}")]
     Decode(String),
+    #[error("{0}")]
+    Local(String),
 }
 
 /// The graph server (Bolt) failing; the relational store's errors stay [`StoreError`].

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod deadlines;
 pub mod domain;
+pub mod embed;
 pub mod error;
 pub mod graph_server;
 pub mod http_error;

@@ -84,10 +84,10 @@ fn migrate(config: Config) -> Result<(), memgate::app::StartError> {
         .map_err(|e| memgate::app::StartError::Client(e.to_string()))?;
     runtime.block_on(async {
         let store =
-            memgate::store::Store::connect(&config.storage, config.embeddings.dimensions).await?;
+            memgate::store::Store::connect(&config.storage, config.embeddings.dimensions()).await?;
         store.migrate().await?;
         store
-            .check_embeddings(&config.embeddings.model, config.embeddings.dimensions)
+            .check_embeddings(config.embeddings.model(), config.embeddings.dimensions())
             .await?;
         println!("migrations applied ({} store)", store.backend());
         Ok(())

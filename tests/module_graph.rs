@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["journal"],
     &["memory"],
+    &["embed"],
     &["llm"],
     &["metrics"],
     &["usage"],

@@ -17,7 +17,7 @@ use memgate::config::StorageConfig;
 use memgate::domain::graph::{graph_item_id, GraphItem, GraphKind, GraphPurgeCounts, NewGraphItem};
 use memgate::domain::outbox::{OutboxCounts, TurnPayload};
 use memgate::domain::time as timestamp;
-use memgate::domain::usage::{Purpose, UsageEvent};
+use memgate::domain::usage::{Provider, Purpose, UsageEvent};
 use memgate::domain::{
     now_ms, EngineKind, FactChange, Session, SessionConfig, SessionStats, TurnMessage,
 };
@@ -266,6 +266,7 @@ fn usage(org: &str, memory_id: &str, purpose: Purpose, model: &str, p: i64, c: i
         org: org.into(),
         memory_id: memory_id.into(),
         purpose,
+        provider: Provider::Gateway,
         model: model.into(),
         prompt_tokens: p,
         completion_tokens: c,
@@ -1898,6 +1899,41 @@ async fn usage_report_by_day_kind_model_and_session(b: Backend) {
         .await
         .unwrap()
         .is_empty());
+}
+
+both_stores!(usage_of_local_work_is_reported_apart_from_gateway_spend);
+async fn usage_of_local_work_is_reported_apart_from_gateway_spend(b: Backend) {
+    let local = UsageEvent {
+        provider: Provider::Local,
+        ..usage(
+            "acme",
+            "alpha",
+            Purpose::QueryEmbedding,
+            "all-MiniLM-L6-v2",
+            9,
+            0,
+        )
+    };
+    b.record_usage(&[
+        local.clone(),
+        local,
+        usage(
+            "acme",
+            "alpha",
+            Purpose::QueryEmbedding,
+            "all-MiniLM-L6-v2",
+            4,
+            0,
+        ),
+    ])
+    .await
+    .unwrap();
+    let report = b.usage_report("acme", 0, i64::MAX, false).await.unwrap();
+    let rows: Vec<(&str, i64, i64)> = report
+        .iter()
+        .map(|r| (r.provider.as_str(), r.calls, r.prompt_tokens))
+        .collect();
+    assert_eq!(rows, [("gateway", 1, 4), ("local", 2, 18)]);
 }
 
 both_stores!(usage_report_range_is_from_inclusive_to_exclusive);

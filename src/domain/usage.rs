@@ -58,11 +58,29 @@ impl<'a> CallScope<'a> {
     }
 }
 
+/// Who did the work: the gateway (billed by it, platform spend) or memgate's own local model
+/// (no spend; its tokens are still counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Gateway,
+    Local,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Gateway => "gateway",
+            Provider::Local => "local",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct UsageEvent {
     pub org: String,
     pub memory_id: String,
     pub purpose: Purpose,
+    pub provider: Provider,
     pub model: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
@@ -77,6 +95,9 @@ pub struct UsageRow {
     /// `query_embedding`, `fact_embedding`, `extraction`, `memory_update`, `graph_embedding`,
     /// `graph_extraction`, `summary` or `graph_completion`.
     pub kind: String,
+    /// `gateway` (a call billed by the gateway) or `local` (memgate's own embedding model:
+    /// no spend, tokens counted all the same).
+    pub provider: String,
     pub model: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_id: Option<String>,

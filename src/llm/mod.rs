@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::domain::usage::{CallScope, Purpose, UsageEvent};
+use crate::domain::usage::{CallScope, Provider, Purpose, UsageEvent};
 use crate::error::LlmError;
 use crate::usage::UsageSink;
 
@@ -58,8 +58,8 @@ impl LlmClient {
                 .trim_end_matches('/')
                 .to_string(),
             headers,
-            embedding_model: config.embeddings.model.clone(),
-            dimensions: config.embeddings.dimensions,
+            embedding_model: config.embeddings.model().to_string(),
+            dimensions: config.embeddings.dimensions(),
             extraction_model: config.extraction.model.clone(),
             max_retries: config.extraction.max_retries,
             usage,
@@ -196,6 +196,7 @@ impl LlmClient {
             org: scope.org.to_string(),
             memory_id: scope.memory_id.to_string(),
             purpose,
+            provider: Provider::Gateway,
             model: model.to_string(),
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,

@@ -10,6 +10,7 @@ use crate::domain::usage::{CallScope, Purpose};
 use crate::domain::FactChange;
 use crate::domain::Neighbour;
 use crate::domain::{now_ms, Fact, Session, TurnMessage};
+use crate::embed::Embedder;
 use crate::error::{MemoryError, StoreError};
 use crate::llm::{prompts, LlmClient};
 use crate::memory::query::{classify, keyword_terms, QueryKind};
@@ -28,6 +29,7 @@ const UPDATE_NEIGHBOURS: usize = 5;
 pub struct FactsEngine {
     store: Store,
     llm: LlmClient,
+    embedder: Embedder,
     extraction: ExtractionConfig,
     dedup_threshold: f32,
 }
@@ -46,12 +48,14 @@ impl FactsEngine {
     pub fn new(
         store: Store,
         llm: LlmClient,
+        embedder: Embedder,
         extraction: ExtractionConfig,
         memory: &MemoryConfig,
     ) -> Self {
         Self {
             store,
             llm,
+            embedder,
             extraction,
             dedup_threshold: memory.dedup_threshold,
         }
@@ -67,7 +71,7 @@ impl FactsEngine {
             return Ok(Vec::new());
         }
         let embeddings = self
-            .llm
+            .embedder
             .embed(CallScope::of(session), Purpose::FactEmbedding, &facts)
             .await?;
         // Expired facts awaiting their purge must not absorb new ones as duplicates.
@@ -149,7 +153,7 @@ impl FactsEngine {
             return Ok(Vec::new());
         }
         let query_vector = self
-            .llm
+            .embedder
             .embed(
                 CallScope::of(session),
                 Purpose::QueryEmbedding,
@@ -348,7 +352,7 @@ impl FactsEngine {
             .cloned()
             .collect();
         let fresh = self
-            .llm
+            .embedder
             .embed(CallScope::of(session), Purpose::FactEmbedding, &missing)
             .await?;
         let fresh: HashMap<&str, &Vec<f32>> =

@@ -25,6 +25,7 @@ use crate::domain::graph::{
 };
 use crate::domain::usage::{CallScope, Purpose};
 use crate::domain::{Fact, Session, TurnMessage};
+use crate::embed::Embedder;
 use crate::error::{GraphError, MemoryError, StoreError};
 use crate::graph_server::{BoltGraph, GraphEdge, GraphNode};
 use crate::llm::{prompts, LlmClient};
@@ -145,12 +146,18 @@ pub struct TripletEntity {
 pub struct GraphEngine {
     store: Store,
     llm: LlmClient,
+    embedder: Embedder,
     bolt: Option<BoltGraph>,
 }
 
 impl GraphEngine {
-    pub fn new(store: Store, llm: LlmClient, bolt: Option<BoltGraph>) -> Self {
-        Self { store, llm, bolt }
+    pub fn new(store: Store, llm: LlmClient, embedder: Embedder, bolt: Option<BoltGraph>) -> Self {
+        Self {
+            store,
+            llm,
+            embedder,
+            bolt,
+        }
     }
 
     /// Whether the graph lives on a Bolt server (whose deletions are queued as purges).
@@ -246,7 +253,7 @@ impl GraphEngine {
         }
         let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
         let embeddings = self
-            .llm
+            .embedder
             .embed(call, Purpose::GraphEmbedding, &texts)
             .await?;
         if embeddings.len() != items.len() {
@@ -321,7 +328,7 @@ impl GraphEngine {
             });
         }
         let query_vector = self
-            .llm
+            .embedder
             .embed(
                 CallScope::of(session),
                 Purpose::QueryEmbedding,

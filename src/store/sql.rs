@@ -442,6 +442,7 @@ pub fn usage_row(r: &impl SqlRow) -> Result<UsageRow, StoreError> {
     Ok(UsageRow {
         day: r.text("day")?,
         kind: r.text("purpose")?,
+        provider: r.text("provider")?,
         model: r.text("model")?,
         memory_id: r.opt_text("memory_id")?,
         calls: r.int("calls")?,

@@ -7,7 +7,7 @@ use crate::store::sql::{self, params, Dialect, Param, SqlStore};
 use crate::store::UsageStore;
 
 /// Columns of one usage event, in the order [`event_params`] gives them.
-const EVENT_COLUMNS: usize = 7;
+const EVENT_COLUMNS: usize = 8;
 
 /// Events written by one statement.
 const ROWS_PER_INSERT: usize = 32;
@@ -25,7 +25,7 @@ fn insert_of(rows: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO usage (org_id, memory_id, purpose, model, prompt_tokens, completion_tokens, created_at)
+        "INSERT INTO usage (org_id, memory_id, purpose, provider, model, prompt_tokens, completion_tokens, created_at)
          VALUES {rows}"
     )
 }
@@ -35,6 +35,7 @@ fn event_params(e: &UsageEvent, at: i64) -> Vec<Param<'_>> {
         &e.org,
         &e.memory_id,
         e.purpose.as_str(),
+        e.provider.as_str(),
         &e.model,
         e.prompt_tokens,
         e.completion_tokens,
@@ -73,12 +74,12 @@ impl<D: Dialect> UsageStore for SqlStore<D> {
     ) -> Result<Vec<UsageRow>, StoreError> {
         let session = if by_session { "memory_id" } else { "NULL" };
         let sql = format!(
-            "SELECT {} AS day, purpose, model, CAST({session} AS TEXT) AS memory_id,
+            "SELECT {} AS day, purpose, provider, model, CAST({session} AS TEXT) AS memory_id,
                     COUNT(*) AS calls,
                     CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
                     CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens
              FROM usage WHERE org_id = $1 AND created_at >= $2 AND created_at < $3
-             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
             D::DAY_OF_CREATED_AT
         );
         let rows = self
