@@ -451,7 +451,9 @@ pub struct MemoryConfig {
     pub default_engine: EngineKind,
     /// Longest fact rendered into the context block; longer ones are cut.
     pub max_fact_chars: usize,
-    /// Cosine similarity above which a new fact is a duplicate of a stored one.
+    /// Cosine similarity above which a new fact is a duplicate of a stored one. Near-identity
+    /// only: on the quality benchmark's labelled pairs (local model) 0.96 merges 0.7% of
+    /// distinct facts, 0.9 merged 23%.
     pub dedup_threshold: f32,
 }
 
@@ -463,7 +465,7 @@ impl Default for MemoryConfig {
             auto_create_sessions: false,
             default_engine: EngineKind::Mem0,
             max_fact_chars: 300,
-            dedup_threshold: 0.9,
+            dedup_threshold: 0.96,
         }
     }
 }

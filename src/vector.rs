@@ -19,17 +19,43 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na.sqrt() * nb.sqrt())
 }
 
+/// The dot product, in eight independent lanes: without them the sum is one serial chain
+/// (floating-point addition may not be reordered), with them the compiler keeps it in
+/// vector registers. A 10,000-fact session is scanned several times faster.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut lanes = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for i in 0..LANES {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+pub fn norm(v: &[f32]) -> f32 {
+    dot(v, v).sqrt()
+}
+
 /// Indices and scores of the `k` candidates most similar to `query`, best first.
 pub fn top_k<'a>(
     query: &[f32],
     candidates: impl IntoIterator<Item = &'a [f32]>,
     k: usize,
 ) -> Vec<(usize, f32)> {
-    let mut scored: Vec<(usize, f32)> = candidates
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (i, cosine(query, v)))
-        .collect();
+    best_k(candidates.into_iter().map(|v| cosine(query, v)), k)
+}
+
+/// Indices of the `k` best scores, best first (ties by index).
+pub fn best_k(scores: impl IntoIterator<Item = f32>, k: usize) -> Vec<(usize, f32)> {
+    let mut scored: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
     let by_score_desc = |a: &(usize, f32), b: &(usize, f32)| {
         b.1.partial_cmp(&a.1)
             .unwrap_or(Ordering::Equal)
@@ -43,21 +69,22 @@ pub fn top_k<'a>(
     scored
 }
 
-/// Reciprocal rank fusion (Cormack et al.): each ranked list adds `1 / (k + rank)` to an item.
-/// Rank-based, so BM25 and cosine scores need no common scale.
+/// Weighted reciprocal rank fusion (Cormack et al.): each ranked list adds
+/// `weight / (k + rank)` to an item. Rank-based, so BM25 and cosine scores need no common
+/// scale. Ties keep the order in which items were first seen.
 pub fn reciprocal_rank_fusion<T: Clone + Eq + std::hash::Hash>(
-    lists: &[Vec<T>],
+    lists: &[(&[T], f32)],
     k: f32,
 ) -> Vec<(T, f32)> {
     let mut scores: HashMap<T, f32> = HashMap::new();
     let mut first_seen: Vec<T> = Vec::new();
-    for list in lists {
+    for (list, weight) in lists {
         for (rank, item) in list.iter().enumerate() {
             let entry = scores.entry(item.clone()).or_insert_with(|| {
                 first_seen.push(item.clone());
                 0.0
             });
-            *entry += 1.0 / (k + rank as f32 + 1.0);
+            *entry += weight / (k + rank as f32 + 1.0);
         }
     }
     let mut fused: Vec<(T, f32)> = first_seen
@@ -116,10 +143,31 @@ mod tests {
     }
 
     #[test]
+    fn dot_agrees_with_the_plain_sum_at_every_length() {
+        for len in [0, 1, 7, 8, 9, 17, 384] {
+            let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-4, "length {len}");
+        }
+        assert!((norm(&[3.0, 4.0]) - 5.0).abs() < 1e-6);
+    }
+
+    #[test]
     fn rrf_rewards_agreement() {
-        let fused = reciprocal_rank_fusion(&[vec!["a", "b", "c"], vec!["b", "c", "d"]], 60.0);
+        let fused = reciprocal_rank_fusion(
+            &[(&["a", "b", "c"][..], 1.0), (&["b", "c", "d"][..], 1.0)],
+            60.0,
+        );
         assert_eq!(fused[0].0, "b");
         assert_eq!(fused.len(), 4);
+    }
+
+    #[test]
+    fn rrf_weights_scale_a_list() {
+        let lists = |w: f32| [(&["a", "b"][..], 1.0), (&["b", "a"][..], w)];
+        assert_eq!(reciprocal_rank_fusion(&lists(0.5), 60.0)[0].0, "a");
+        assert_eq!(reciprocal_rank_fusion(&lists(2.0), 60.0)[0].0, "b");
     }
 
     #[test]

@@ -216,6 +216,7 @@ async fn embedding_dimension_is_fixed_on_first_start() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_memgate"))
         .arg("migrate")
         .env("MEMGATE_STORAGE__URL", &db.url)
+        .env("MEMGATE_EMBEDDINGS__PROVIDER", "gateway")
         .env("MEMGATE_EMBEDDINGS__DIMENSIONS", "384")
         .env("MEMGATE_EMBEDDINGS__MODEL", "text-embedding-3-small")
         .output()

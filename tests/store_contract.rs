@@ -273,6 +273,11 @@ fn usage(org: &str, memory_id: &str, purpose: Purpose, model: &str, p: i64, c: i
     }
 }
 
+/// Keyword matches as (id, text), best first.
+fn found(matches: Vec<memgate::domain::KeywordMatch>) -> Vec<(String, String)> {
+    matches.into_iter().map(|m| (m.fact_id, m.text)).collect()
+}
+
 fn assert_close(actual: f32, expected: f32) {
     assert!(
         (actual - expected).abs() < 1e-4,
@@ -887,7 +892,7 @@ async fn fact_changes_write_history_and_keep_search_in_step(b: Backend) {
     let singapore = ["singapore".to_string()];
     let tokyo = ["tokyo".to_string()];
     assert_eq!(
-        b.keyword_search(&s, &singapore, 5, None).await.unwrap(),
+        found(b.keyword_search(&s, &singapore, 5, None).await.unwrap()),
         [(id.clone(), "Team is in Singapore".to_string())]
     );
     let foreign = as_org(&s, "globex");
@@ -911,7 +916,7 @@ async fn fact_changes_write_history_and_keep_search_in_step(b: Backend) {
         .unwrap()
         .is_empty());
     assert_eq!(
-        b.keyword_search(&s, &tokyo, 5, None).await.unwrap(),
+        found(b.keyword_search(&s, &tokyo, 5, None).await.unwrap()),
         [(id.clone(), "Team is in Tokyo".to_string())]
     );
     let near = b.nearest(&s, &E2, 5, None).await.unwrap();
@@ -1177,12 +1182,18 @@ async fn keyword_search_ranks_follows_writes_and_is_org_scoped(b: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        hits,
+        found(hits.clone()),
         [
             (ids[1].clone(), "Bob drinks coffee and tea".to_string()),
             (ids[0].clone(), "Alice drinks tea".to_string()),
         ]
     );
+    // Scores are the store's own, higher for the better match, and positive.
+    assert!(
+        hits[0].score > hits[1].score && hits[1].score > 0.0,
+        "{hits:?}"
+    );
+    assert!(hits.iter().all(|h| h.updated_at > 0), "{hits:?}");
     let top = b
         .keyword_search(&s, &terms(&["tea", "coffee"]), 1, None)
         .await
@@ -1227,7 +1238,7 @@ async fn keyword_search_ranks_follows_writes_and_is_org_scoped(b: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|hit| hit.fact_id)
         .collect();
     assert_eq!(coffee, BTreeSet::from([ids[1].clone(), ids[2].clone()]));
     let tea = b
@@ -1235,7 +1246,7 @@ async fn keyword_search_ranks_follows_writes_and_is_org_scoped(b: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        tea,
+        found(tea),
         [(ids[1].clone(), "Bob drinks coffee and tea".to_string())]
     );
 }

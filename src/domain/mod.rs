@@ -182,8 +182,21 @@ pub enum FactChange {
 pub struct Neighbour {
     pub fact_id: String,
     pub text: String,
+    /// When the fact was last written (ms).
+    pub updated_at: i64,
     /// Cosine similarity, 1 for the same direction.
     pub similarity: f32,
+}
+
+/// A stored fact matching a query's words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeywordMatch {
+    pub fact_id: String,
+    pub text: String,
+    pub updated_at: i64,
+    /// The store's own relevance (FTS5 bm25 negated, Postgres `ts_rank_cd`): higher is
+    /// better; comparable only within one answer.
+    pub score: f64,
 }
 
 /// One message of a conversation as the engines see it: role and plain text.

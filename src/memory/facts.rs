@@ -1,5 +1,5 @@
 //! The "mem0" engine: facts extracted from turns, embedded, deduplicated, and searched by
-//! meaning (questions) or by meaning fused with keywords (keyword-like queries).
+//! meaning and keywords together (`ranking.rs`).
 
 use std::collections::HashMap;
 
@@ -13,15 +13,12 @@ use crate::domain::{now_ms, Fact, Session, TurnMessage};
 use crate::embed::Embedder;
 use crate::error::{MemoryError, StoreError};
 use crate::llm::{prompts, LlmClient};
-use crate::memory::query::{classify, keyword_terms, QueryKind};
+use crate::memory::ranking::{fuse, lexical_terms, Fusion, CANDIDATES};
 use crate::memory::{declarative, ScoredFact};
 use crate::store::FactStore;
 use crate::store::Store;
 use crate::vector;
 
-/// Candidates taken from each ranking before fusion.
-const CANDIDATES: usize = 20;
-const RRF_K: f32 = 60.0;
 /// Stored facts shown to the update model per new fact.
 const UPDATE_NEIGHBOURS: usize = 5;
 
@@ -163,57 +160,20 @@ impl FactsEngine {
             .pop()
             .unwrap_or_default();
         let fresh_since = session.config.fresh_since(now_ms());
+        let candidates = CANDIDATES.max(limit);
         let by_meaning = self
             .store
-            .nearest(session, &query_vector, CANDIDATES.max(limit), fresh_since)
+            .nearest(session, &query_vector, candidates, fresh_since)
             .await?;
-        let terms = match classify(query) {
-            QueryKind::Question => Vec::new(),
-            QueryKind::Keywords => keyword_terms(query),
+        let terms = lexical_terms(query);
+        let by_terms = if terms.is_empty() || by_meaning.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .keyword_search(session, &terms, candidates, fresh_since)
+                .await?
         };
-        if terms.is_empty() || by_meaning.is_empty() {
-            return Ok(by_meaning
-                .into_iter()
-                .take(limit)
-                .map(|n| ScoredFact {
-                    id: n.fact_id,
-                    text: n.text,
-                    score: n.similarity,
-                    triplet: None,
-                })
-                .collect());
-        }
-        let by_terms = self
-            .store
-            .keyword_search(session, &terms, CANDIDATES, fresh_since)
-            .await?;
-        let mut texts: HashMap<String, String> = HashMap::new();
-        let meaning_ids: Vec<String> = by_meaning
-            .into_iter()
-            .map(|n| {
-                texts.insert(n.fact_id.clone(), n.text);
-                n.fact_id
-            })
-            .collect();
-        let term_ids: Vec<String> = by_terms
-            .into_iter()
-            .map(|(id, text)| {
-                texts.entry(id.clone()).or_insert(text);
-                id
-            })
-            .collect();
-        Ok(
-            vector::reciprocal_rank_fusion(&[meaning_ids, term_ids], RRF_K)
-                .into_iter()
-                .take(limit)
-                .map(|(id, score)| ScoredFact {
-                    text: texts.remove(&id).unwrap_or_default(),
-                    id,
-                    score,
-                    triplet: None,
-                })
-                .collect(),
-        )
+        Ok(fuse(by_meaning, by_terms, Fusion::for_query(query), limit))
     }
 
     /// Facts worth keeping from a conversation: the extraction model's, or, with extraction

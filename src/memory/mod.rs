@@ -10,6 +10,7 @@ pub mod facts;
 pub mod graph;
 pub mod graph_extraction;
 pub mod query;
+pub mod ranking;
 
 use serde::Serialize;
 use utoipa::ToSchema;

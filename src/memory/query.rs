@@ -51,6 +51,27 @@ pub fn classify(query: &str) -> QueryKind {
     }
 }
 
+/// Words that ask for the present state ("where do I live now?", "my current employer"): of
+/// two facts that answer, the later one is meant.
+const PRESENT_STATE: &[&str] = &[
+    "now",
+    "current",
+    "currently",
+    "latest",
+    "nowadays",
+    "presently",
+    "still",
+    "anymore",
+];
+
+pub fn asks_for_current_state(query: &str) -> bool {
+    let lower = query.to_lowercase();
+    tokens(&lower).any(|w| PRESENT_STATE.contains(&w))
+        || lower.contains("these days")
+        || lower.contains("at the moment")
+        || lower.contains("at present")
+}
+
 pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -80,6 +101,17 @@ mod tests {
             classify("I would like a summary of the APAC numbers"),
             QueryKind::Question
         );
+    }
+
+    #[test]
+    fn questions_about_the_present() {
+        assert!(asks_for_current_state("Where do I live now?"));
+        assert!(asks_for_current_state("Who is my current employer?"));
+        assert!(asks_for_current_state(
+            "What city am I living in at the moment?"
+        ));
+        assert!(!asks_for_current_state("Where did I live before?"));
+        assert!(!asks_for_current_state("knowledge of the nowness"));
     }
 
     #[test]

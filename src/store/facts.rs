@@ -1,10 +1,12 @@
 //! The mem0 engine's facts with their history, the same on both backends; vector and keyword
 //! search are the dialect's.
 
-use crate::domain::{now_ms, Fact, FactChange, FactHistoryEvent, Neighbour, Session};
+use crate::domain::{now_ms, Fact, FactChange, FactHistoryEvent, KeywordMatch, Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::sessions::lock_live_session;
-use crate::store::sql::{self, params, Conn, Dialect, FactText, Param, SqlRow, SqlStore};
+use crate::store::sql::{
+    self, params, Conn, Dialect, FactText, FactWrite, Param, SqlRow, SqlStore,
+};
 use crate::store::FactStore;
 
 /// One row of a fact's history.
@@ -32,7 +34,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         terms: &[String],
         limit: usize,
         fresh_since: Option<i64>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<KeywordMatch>, StoreError> {
         let Some(expression) = D::keyword_expression(terms) else {
             return Ok(Vec::new());
         };
@@ -50,7 +52,14 @@ impl<D: Dialect> FactStore for SqlStore<D> {
             )
             .await?;
         rows.iter()
-            .map(|r| Ok((r.text("id")?, r.text("text")?)))
+            .map(|r| {
+                Ok(KeywordMatch {
+                    fact_id: r.text("id")?,
+                    text: r.text("text")?,
+                    updated_at: r.int("updated_at")?,
+                    score: r.real("score")?,
+                })
+            })
             .collect()
     }
 
@@ -82,13 +91,20 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         reason: &str,
     ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
+        let _in_order = match self.dialect.fact_write_order() {
+            Some(order) => Some(order.lock().await),
+            None => None,
+        };
         let mut tx = D::begin_write(&self.pool).await?;
         lock_live_session::<D>(&mut tx, session).await?;
         let mut ids = Vec::with_capacity(changes.len());
+        let mut writes = Vec::with_capacity(changes.len());
         for change in changes {
             let touched = match change {
                 FactChange::Add { text, embedding } => {
-                    Some(add_fact::<D>(&mut tx, session, text, embedding, reason, now).await?)
+                    let id = add_fact::<D>(&mut tx, session, text, embedding, reason, now).await?;
+                    writes.push(stored(&id, text, embedding, now));
+                    Some(id)
                 }
                 FactChange::Update {
                     fact_id,
@@ -96,20 +112,29 @@ impl<D: Dialect> FactStore for SqlStore<D> {
                     embedding,
                 } => {
                     let edit = FactEdit { text, embedding };
-                    update_fact::<D>(&mut tx, session, fact_id, edit, reason, now).await?
+                    let id = update_fact::<D>(&mut tx, session, fact_id, edit, reason, now).await?;
+                    if let Some(id) = &id {
+                        writes.push(stored(id, text, embedding, now));
+                    }
+                    id
                 }
                 FactChange::Delete { fact_id } => {
-                    remove_fact::<D>(&mut tx, session, fact_id, reason, now).await?
+                    let id = remove_fact::<D>(&mut tx, session, fact_id, reason, now).await?;
+                    writes.extend(id.iter().cloned().map(FactWrite::Removed));
+                    id
                 }
             };
             ids.extend(touched);
         }
+        let mut trimmed = 0;
         if let Some(cap) = session.config.max_facts {
-            trim_to_cap::<D>(&mut tx, session, cap, now).await?;
+            trimmed = trim_to_cap::<D>(&mut tx, session, cap, now).await?;
         }
         D::facts_written(&mut tx, &session.org_id, session.id).await?;
         tx.commit().await?;
-        self.dialect.facts_committed(session.id);
+        // Which facts the cap removed is not tracked here; the cache reads the session again.
+        let writes = (trimmed == 0).then_some(writes.as_slice());
+        self.dialect.facts_committed(session.id, writes);
         Ok(ids)
     }
 
@@ -140,7 +165,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         }
         tx.commit().await?;
         if removed > 0 {
-            self.dialect.facts_committed(session.id);
+            self.dialect.facts_committed(session.id, None);
         }
         Ok(removed)
     }
@@ -197,6 +222,15 @@ async fn record_history<D: Dialect>(
 struct FactEdit<'a> {
     text: &'a str,
     embedding: &'a [f32],
+}
+
+fn stored<'a>(fact_id: &str, text: &'a str, embedding: &'a [f32], at: i64) -> FactWrite<'a> {
+    FactWrite::Stored {
+        fact_id: fact_id.to_string(),
+        text,
+        embedding,
+        updated_at: at,
+    }
 }
 
 /// Inserts a fact with its history row; its new id.

@@ -71,7 +71,8 @@ use crate::domain::graph::{
 use crate::domain::outbox::{OutboxCounts, OutboxEntry, OutboxRow, TurnPayload};
 use crate::domain::usage::{UsageEvent, UsageRow};
 use crate::domain::{
-    EngineKind, Fact, FactChange, FactHistoryEvent, Neighbour, Session, SessionConfig, SessionStats,
+    EngineKind, Fact, FactChange, FactHistoryEvent, KeywordMatch, Neighbour, Session,
+    SessionConfig, SessionStats,
 };
 use crate::error::StoreError;
 use postgres::PostgresStore;
@@ -162,7 +163,7 @@ capability! {
             terms: &[String],
             limit: usize,
             fresh_since: Option<i64>,
-        ) -> Result<Vec<(String, String)>, StoreError>;
+        ) -> Result<Vec<KeywordMatch>, StoreError>;
 
         /// A page of the session's facts, oldest first, and how many there are; facts written
         /// before `fresh_since` (the session's TTL) are left out as if already purged.

@@ -199,7 +199,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
             insert_purge::<D>(&mut tx, org_id, &scope, None, None).await?;
         }
         tx.commit().await?;
-        self.dialect.facts_committed(session_id);
+        self.dialect.facts_committed(session_id, None);
         Ok(Some(facts))
     }
 

@@ -90,6 +90,7 @@ pub trait SqlRow {
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn real(&self, column: &str) -> Result<f64, StoreError>;
     fn vector(&self, column: &str) -> Result<Vec<f32>, StoreError>;
     /// A document column, decoded as `T`.
     fn json<T: DeserializeOwned>(&self, column: &str) -> Result<T, StoreError>;
@@ -112,6 +113,10 @@ macro_rules! scalar_columns {
         }
 
         fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+            Ok(sqlx::Row::try_get(self, column)?)
+        }
+
+        fn real(&self, column: &str) -> Result<f64, StoreError> {
             Ok(sqlx::Row::try_get(self, column)?)
         }
     };
@@ -157,6 +162,18 @@ pub enum FactText<'a> {
     Added(&'a str),
     Reworded(&'a str),
     Deleted,
+}
+
+/// A fact as a committed write left it, for [`Dialect::facts_committed`].
+#[derive(Clone, Debug)]
+pub enum FactWrite<'a> {
+    Stored {
+        fact_id: String,
+        text: &'a str,
+        embedding: &'a [f32],
+        updated_at: i64,
+    },
+    Removed(String),
 }
 
 /// A connection of the dialect's database: a pooled one or an open transaction.
@@ -253,8 +270,13 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
         session_id: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
 
-    /// The session's facts changed, after the commit (SQLite's cached vectors go).
-    fn facts_committed(&self, session_id: i64);
+    /// The session's facts changed, after the commit: `writes` says how, or is `None` when
+    /// that is not known (SQLite's cached vectors follow).
+    fn facts_committed(&self, session_id: i64, writes: Option<&[FactWrite<'_>]>);
+
+    /// Held from before a fact write's transaction until [`Self::facts_committed`] has run,
+    /// when the dialect needs commits and their hooks in the same order (SQLite's cache).
+    fn fact_write_order(&self) -> Option<&tokio::sync::Mutex<()>>;
 
     /// Inside the transaction of the embedding check, before the stored model is read:
     /// keeps replicas that start together from both fixing the column.

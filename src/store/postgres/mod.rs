@@ -21,7 +21,7 @@ use crate::domain::graph::ScoredGraphItem;
 use crate::domain::{Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::sql::{
-    self, params, Dialect, FactText, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
+    self, params, Dialect, FactText, FactWrite, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
 };
 
 pub type PostgresStore = SqlStore<PostgresDialect>;
@@ -137,6 +137,7 @@ fn neighbours(rows: &[PgRow]) -> Result<Vec<Neighbour>, StoreError> {
             Ok(Neighbour {
                 fact_id: r.text("id")?,
                 text: r.text("text")?,
+                updated_at: r.int("updated_at")?,
                 similarity: r.try_get("similarity")?,
             })
         })
@@ -179,7 +180,8 @@ impl Dialect for PostgresDialect {
     const NEW_STORE: &'static str = "a new database";
     /// Postgres full text, English stemming, best `ts_rank_cd` first.
     const KEYWORD_SEARCH: &'static str =
-        "SELECT id, text FROM facts, to_tsquery('english', $1) AS q
+        "SELECT id, text, updated_at, CAST(ts_rank_cd(terms, q) AS DOUBLE PRECISION) AS score
+         FROM facts, to_tsquery('english', $1) AS q
          WHERE org_id = $2 AND session_id = $3 AND updated_at >= $4 AND terms @@ q
          ORDER BY ts_rank_cd(terms, q) DESC, id
          LIMIT $5";
@@ -240,7 +242,12 @@ impl Dialect for PostgresDialect {
         .map(drop)
     }
 
-    fn facts_committed(&self, _session_id: i64) {}
+    fn facts_committed(&self, _session_id: i64, _writes: Option<&[FactWrite<'_>]>) {}
+
+    fn fact_write_order(&self) -> Option<&tokio::sync::Mutex<()>> {
+        // Nothing follows commits; concurrent writers of a session queue on its row lock.
+        None
+    }
 
     async fn lock_meta(conn: &mut PgConnection) -> Result<(), StoreError> {
         Self::execute(conn, "SELECT pg_advisory_xact_lock(7326011)", Vec::new())
@@ -286,9 +293,9 @@ impl Dialect for PostgresDialect {
             let rows = store
                 .fetch_all(
                     "WITH own AS MATERIALIZED (
-                         SELECT id, text, embedding FROM facts
+                         SELECT id, text, updated_at, embedding FROM facts
                          WHERE org_id = $2 AND session_id = $3 AND updated_at >= $4)
-                     SELECT id, text, (1 - (embedding <=> $1))::real AS similarity
+                     SELECT id, text, updated_at, (1 - (embedding <=> $1))::real AS similarity
                      FROM own ORDER BY embedding <=> $1 LIMIT $5",
                     bound,
                 )
@@ -314,8 +321,8 @@ impl Dialect for PostgresDialect {
         // sorts them.
         let rows = Self::fetch_all(
             &mut tx,
-            "SELECT id, text, similarity FROM (
-                 SELECT id, text, (1 - (embedding <=> $1))::real AS similarity
+            "SELECT id, text, updated_at, similarity FROM (
+                 SELECT id, text, updated_at, (1 - (embedding <=> $1))::real AS similarity
                  FROM facts
                  WHERE org_id || '' = $2 AND session_id + 0 = $3 AND updated_at + 0 >= $4
                  ORDER BY embedding <=> $1 LIMIT $5) nearest

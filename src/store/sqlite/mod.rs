@@ -20,7 +20,7 @@ use crate::domain::{Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::graph_items::graph_item_vector;
 use crate::store::sql::{
-    self, params, Dialect, FactText, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
+    self, params, Dialect, FactText, FactWrite, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
 };
 use crate::vector;
 use vector_cache::{SessionVectors, VectorCache};
@@ -46,11 +46,35 @@ pub struct StoredVector {
     /// When the fact was last written (ms), for the session's TTL.
     pub updated_at: i64,
     pub embedding: Vec<f32>,
+    /// The embedding's length, so a search computes one dot product per fact.
+    pub norm: f32,
+}
+
+impl StoredVector {
+    pub fn new(
+        org_id: String,
+        fact_id: String,
+        text: String,
+        updated_at: i64,
+        embedding: Vec<f32>,
+    ) -> Self {
+        Self {
+            norm: vector::norm(&embedding),
+            org_id,
+            fact_id,
+            text,
+            updated_at,
+            embedding,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct SqliteDialect {
     vectors: Arc<VectorCache>,
+    /// Fact writes commit and reach the cache in one order: two writers of a session whose
+    /// hooks ran the other way round would leave the cache unlike the file.
+    write_order: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
@@ -75,6 +99,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, Sto
         pool,
         dialect: SqliteDialect {
             vectors: Arc::new(VectorCache::new(VECTOR_CACHE_BYTES)),
+            write_order: Arc::new(tokio::sync::Mutex::new(())),
         },
     })
 }
@@ -133,15 +158,15 @@ impl SqliteDialect {
         store: &SqliteStore,
         org_id: &str,
         session_id: i64,
-    ) -> Result<SessionVectors, StoreError> {
+    ) -> Result<Arc<SessionVectors>, StoreError> {
         let cache = &store.dialect.vectors;
         if let Some(hit) = cache.get(session_id) {
             // Session ids are global; the org check keeps the cache as scoped as the query.
-            if hit.first().is_none_or(|v| v.org_id == org_id) {
+            if hit.org_id == org_id {
                 return Ok(hit);
             }
         }
-        let loaded_at = cache.generation();
+        let loaded_at = cache.generation(session_id);
         let rows = store
             .fetch_all(
                 "SELECT id, text, embedding, updated_at FROM facts
@@ -152,16 +177,16 @@ impl SqliteDialect {
         let vectors = rows
             .iter()
             .map(|r| {
-                Ok(StoredVector {
-                    org_id: org_id.to_string(),
-                    fact_id: r.text("id")?,
-                    text: r.text("text")?,
-                    updated_at: r.int("updated_at")?,
-                    embedding: r.vector("embedding")?,
-                })
+                Ok(StoredVector::new(
+                    org_id.to_string(),
+                    r.text("id")?,
+                    r.text("text")?,
+                    r.int("updated_at")?,
+                    r.vector("embedding")?,
+                ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let vectors = Arc::new(vectors);
+        let vectors = Arc::new(SessionVectors::new(org_id.to_string(), vectors));
         cache.insert(session_id, vectors.clone(), loaded_at);
         Ok(vectors)
     }
@@ -196,7 +221,8 @@ impl Dialect for SqliteDialect {
     const ONE_PROCESS_PER_STORE: bool = true;
     const NEW_STORE: &'static str = "a new database file";
     /// FTS5, best BM25 first.
-    const KEYWORD_SEARCH: &'static str = "SELECT f.id AS id, f.text AS text
+    const KEYWORD_SEARCH: &'static str = "SELECT f.id AS id, f.text AS text,
+                f.updated_at AS updated_at, -bm25(facts_fts) AS score
          FROM facts_fts
          JOIN facts f ON f.id = facts_fts.fact_id
          WHERE facts_fts MATCH $1 AND facts_fts.session_id = $3
@@ -275,8 +301,15 @@ impl Dialect for SqliteDialect {
         Ok(())
     }
 
-    fn facts_committed(&self, session_id: i64) {
-        self.vectors.invalidate(session_id);
+    fn facts_committed(&self, session_id: i64, writes: Option<&[FactWrite<'_>]>) {
+        match writes {
+            Some(writes) => self.vectors.apply(session_id, writes),
+            None => self.vectors.invalidate(session_id),
+        }
+    }
+
+    fn fact_write_order(&self) -> Option<&tokio::sync::Mutex<()>> {
+        Some(&self.write_order)
     }
 
     async fn lock_meta(_conn: &mut SqliteConnection) -> Result<(), StoreError> {
@@ -305,19 +338,29 @@ impl Dialect for SqliteDialect {
         k: usize,
         fresh_since: Option<i64>,
     ) -> Result<Vec<Neighbour>, StoreError> {
-        let all = Self::session_vectors(store, &session.org_id, session.id).await?;
+        let session_vectors = Self::session_vectors(store, &session.org_id, session.id).await?;
         let since = fresh_since.unwrap_or(i64::MIN);
-        let live: Vec<&StoredVector> = all.iter().filter(|s| s.updated_at >= since).collect();
-        Ok(
-            vector::top_k(query, live.iter().map(|s| s.embedding.as_slice()), k)
+        let query_norm = vector::norm(query);
+        Ok(session_vectors.read(|all| {
+            let live: Vec<&StoredVector> = all.iter().filter(|s| s.updated_at >= since).collect();
+            let similarities = live.iter().map(|s| {
+                let norms = query_norm * s.norm;
+                if norms == 0.0 || s.embedding.len() != query.len() {
+                    0.0
+                } else {
+                    vector::dot(query, &s.embedding) / norms
+                }
+            });
+            vector::best_k(similarities, k)
                 .into_iter()
                 .map(|(i, similarity)| Neighbour {
                     fact_id: live[i].fact_id.clone(),
                     text: live[i].text.clone(),
+                    updated_at: live[i].updated_at,
                     similarity,
                 })
-                .collect(),
-        )
+                .collect()
+        }))
     }
 
     /// Exact, in Rust, over the session's rows of those kinds.
