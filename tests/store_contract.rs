@@ -787,6 +787,60 @@ async fn sessions_with_ttl_are_every_orgs_sessions_with_a_ttl(b: Backend) {
     assert_eq!(listed(b.sessions_with_ttl().await.unwrap()), expected);
 }
 
+both_stores!(postgres_counts_a_sessions_facts_through_every_kind_of_write);
+async fn postgres_counts_a_sessions_facts_through_every_kind_of_write(b: Backend) {
+    let capped = b
+        .create_session(
+            "acme",
+            "counted",
+            EngineKind::Mem0,
+            &SessionConfig {
+                max_facts: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let stored = || async {
+        b.find_session("acme", "counted")
+            .await
+            .unwrap()
+            .unwrap()
+            .stored_facts
+    };
+    // SQLite keeps no count (it searches every session exactly); Postgres keeps the true one.
+    let want = |n: i64| if b.kind == Kind::Postgres { n } else { 0 };
+    let ids = b
+        .add_facts(&capped, &[("Alpha one", E1), ("Bravo two", E2)])
+        .await;
+    assert_eq!(stored().await, want(2));
+    b.apply_fact_changes(
+        &capped,
+        &[
+            update(&ids[0], "Alpha again", E3),
+            delete(&ids[1]),
+            delete("no-such-fact"),
+        ],
+        "ingest",
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored().await, want(1));
+    b.add_facts(
+        &capped,
+        &[
+            ("Charlie", E1),
+            ("Delta", E2),
+            ("Echo", E3),
+            ("Foxtrot", E1),
+        ],
+    )
+    .await;
+    assert_eq!(stored().await, want(3), "the cap trimmed two");
+    let (listed, total) = b.list_facts(&capped, None, 10, 0).await.unwrap();
+    assert_eq!((listed.len(), total), (3, 3));
+}
+
 both_stores!(deleted_session_takes_everything_and_refuses_late_writes);
 async fn deleted_session_takes_everything_and_refuses_late_writes(b: Backend) {
     // `gone` is the newest session, so on SQLite a new one may take its id.

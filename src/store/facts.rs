@@ -130,7 +130,19 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         if let Some(cap) = session.config.max_facts {
             trimmed = trim_to_cap::<D>(&mut tx, session, cap, now).await?;
         }
-        D::facts_written(&mut tx, &session.org_id, session.id).await?;
+        let added = writes
+            .iter()
+            .map(|w| match w {
+                FactWrite::Removed(_) => -1,
+                FactWrite::Stored { .. } => 0,
+            })
+            .sum::<i64>()
+            + changes
+                .iter()
+                .filter(|c| matches!(c, FactChange::Add { .. }))
+                .count() as i64
+            - trimmed as i64;
+        D::facts_written(&mut tx, &session.org_id, session.id, added).await?;
         tx.commit().await?;
         // Which facts the cap removed is not tracked here; the cache reads the session again.
         let writes = (trimmed == 0).then_some(writes.as_slice());
@@ -161,7 +173,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
             removed += trim_to_cap::<D>(&mut tx, session, cap, now).await?;
         }
         if removed > 0 {
-            D::facts_written(&mut tx, &session.org_id, session.id).await?;
+            D::facts_written(&mut tx, &session.org_id, session.id, -(removed as i64)).await?;
         }
         tx.commit().await?;
         if removed > 0 {

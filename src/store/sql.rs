@@ -262,12 +262,13 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
         session_id: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
 
-    /// The session's facts changed, inside the writing transaction (Postgres keeps the count
-    /// on the session row).
+    /// The session gained `added` facts (negative: lost), inside the writing transaction,
+    /// which holds the session row's lock (Postgres keeps the count on that row).
     fn facts_written<'c>(
         conn: &'c mut Conn<Self>,
         org_id: &'c str,
         session_id: i64,
+        added: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
 
     /// The session's facts changed, after the commit: `writes` says how, or is `None` when

@@ -226,17 +226,22 @@ impl Dialect for PostgresDialect {
     }
 
     /// Keeps `sessions.fact_count` true, inside the writing transaction.
+    /// By the difference, not by counting the session's rows: a count costs a scan of the
+    /// session, and made each ingest into a 10,000-fact session slower than into a small one.
     async fn facts_written<'c>(
         conn: &'c mut PgConnection,
         org_id: &'c str,
         session_id: i64,
+        added: i64,
     ) -> Result<(), StoreError> {
+        if added == 0 {
+            return Ok(());
+        }
         Self::execute(
             conn,
-            "UPDATE sessions SET fact_count =
-                 (SELECT COUNT(*) FROM facts WHERE org_id = $1 AND session_id = $2)
+            "UPDATE sessions SET fact_count = GREATEST(fact_count + $3, 0)
              WHERE id = $2 AND org_id = $1",
-            params![org_id, session_id],
+            params![org_id, session_id, added],
         )
         .await
         .map(drop)

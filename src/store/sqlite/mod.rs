@@ -297,6 +297,7 @@ impl Dialect for SqliteDialect {
         _conn: &'c mut SqliteConnection,
         _org_id: &'c str,
         _session_id: i64,
+        _added: i64,
     ) -> Result<(), StoreError> {
         Ok(())
     }
