@@ -212,7 +212,7 @@ async fn main() {
     let mut ingest_small = (Vec::new(), 0);
     for (i, (text, vector)) in all[..LARGE].iter().zip(&vectors).enumerate() {
         // Reloaded now and then, as the worker reads the session row once per turn.
-        let current = if i % 500 == 0 || i >= LARGE - SAMPLES || i < SMALL {
+        let current = if i % 500 == 0 || !(SMALL..LARGE - SAMPLES).contains(&i) {
             bench.reload(&session).await
         } else {
             session.clone()
