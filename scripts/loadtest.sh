@@ -87,13 +87,16 @@ curl -fsS -X POST "http://127.0.0.1:$ADMIN_PORT/memory/session/create" -H "Autho
 # A session with history: FACTS distinct facts, added 20 to a request.
 python3 - "$FACTS" >"$WORK/facts.jsonl" <<'PY'
 import json, sys
-people = ["Amara", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas"]
+people = ["Amara", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas",
+          "Keiko", "Lars", "Mei", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tariq"]
 doings = ["booked a table at", "borrowed a ladder from", "painted a mural near", "lost an umbrella at",
           "filmed a documentary about", "sold a bicycle outside", "fixed the printer at", "planted tulips behind"]
 places = ["the harbour", "the old library", "the cathedral", "the night market", "the tram depot",
           "the botanical garden", "the ice rink", "the observatory"]
 n = int(sys.argv[1])
-facts = [f"{people[i % 10]} {doings[i // 10 % 8]} {places[i // 80 % 8]} in {1900 + i} with project Atlas{i}"
+# 1,280 combinations of person, deed and place before one repeats: the rest of a fact alone
+# would be a near-duplicate of its twin, which memgate merges.
+facts = [f"{people[i % 20]} {doings[i // 20 % 8]} {places[i // 160 % 8]} in {1900 + i} with project Atlas{i}"
          for i in range(n)]
 for start in range(0, n, 20):
     text = ". ".join(facts[start:start + 20]) + "."

@@ -225,7 +225,19 @@ impl Answer {
     }
 }
 
+/// Run first on every inference thread, set once by the binary (`src/main.rs` gives these
+/// threads an allocator arena of their own).
+static THREAD_START: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets what every inference thread runs first; later calls are ignored.
+pub fn on_inference_thread_start(hook: fn()) {
+    let _ = THREAD_START.set(hook);
+}
+
 fn serve(model: &LocalModel, queue: &Queue) {
+    if let Some(hook) = THREAD_START.get() {
+        hook();
+    }
     loop {
         let job = {
             let Ok(mut pending) = queue.pending.lock() else {

@@ -149,30 +149,30 @@ impl FactsEngine {
         if limit == 0 || query.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let query_vector = self
-            .embedder
-            .embed(
-                CallScope::of(session),
-                Purpose::QueryEmbedding,
-                &[query.to_string()],
-            )
-            .await?
-            .pop()
-            .unwrap_or_default();
         let fresh_since = session.config.fresh_since(now_ms());
         let candidates = CANDIDATES.max(limit);
+        let terms = lexical_terms(query);
+        let question = [query.to_string()];
+        // The words need no vector: their search runs while the query is embedded.
+        let (query_vector, by_terms) = tokio::join!(
+            self.embedder
+                .embed(CallScope::of(session), Purpose::QueryEmbedding, &question),
+            async {
+                if terms.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.store
+                        .keyword_search(session, &terms, candidates, fresh_since)
+                        .await
+                }
+            }
+        );
+        let query_vector = query_vector?.pop().unwrap_or_default();
+        let by_terms = by_terms?;
         let by_meaning = self
             .store
             .nearest(session, &query_vector, candidates, fresh_since)
             .await?;
-        let terms = lexical_terms(query);
-        let by_terms = if terms.is_empty() || by_meaning.is_empty() {
-            Vec::new()
-        } else {
-            self.store
-                .keyword_search(session, &terms, candidates, fresh_since)
-                .await?
-        };
         Ok(fuse(by_meaning, by_terms, Fusion::for_query(query), limit))
     }
 
