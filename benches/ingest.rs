@@ -12,17 +12,16 @@
 //! INGEST_STORE=postgres://postgres@127.0.0.1/empty cargo bench --bench ingest
 //! ```
 
+#[path = "support/local_engine.rs"]
+mod local_engine;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use memgate::config::{Config, EmbeddingProvider};
 use memgate::domain::{now_ms, EngineKind, FactChange, Session, SessionConfig, TurnMessage};
 use memgate::embed::local::LocalModel;
-use memgate::embed::Embedder;
-use memgate::llm::LlmClient;
 use memgate::memory::facts::FactsEngine;
 use memgate::store::{FactStore, SessionStore, Store};
-use memgate::usage::UsageSink;
 
 const SMALL: usize = 100;
 const LARGE: usize = 10_000;
@@ -96,32 +95,11 @@ struct Bench {
 
 impl Bench {
     async fn start(url: &str) -> Self {
-        let mut config = Config::default();
-        config.storage.url = url.parse().expect("store url");
-        config.embeddings.provider = EmbeddingProvider::Local;
-        config.extraction.enabled = false;
-        let store = Store::connect(&config.storage, config.embeddings.dimensions())
-            .await
-            .expect("store");
-        store.migrate().await.expect("migrate");
-        store
-            .check_embeddings(config.embeddings.model(), config.embeddings.dimensions())
-            .await
-            .expect("embeddings");
-        let (usage, writer) = UsageSink::new(store.clone());
-        writer.spawn();
-        let llm = LlmClient::new(&config, usage.clone()).expect("client");
-        let embedder = Embedder::start(&config.embeddings, &llm, usage)
-            .await
-            .expect("local model: run `bash scripts/install-model.sh`");
-        let engine = FactsEngine::new(
-            store.clone(),
-            llm,
-            embedder,
-            config.extraction.clone(),
-            &config.memory,
-        );
-        Self { store, engine }
+        let local = local_engine::start(url).await;
+        Self {
+            store: local.store,
+            engine: local.engine,
+        }
     }
 
     async fn session(&self, name: &str) -> Session {
@@ -193,7 +171,7 @@ async fn main() {
     let bench = Bench::start(&url).await;
     let model_dir = std::env::var_os("MEMGATE_EMBEDDINGS__MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Config::default().embeddings.model_dir());
+        .unwrap_or_else(|| memgate::config::Config::default().embeddings.model_dir());
     let model = LocalModel::load(&model_dir).expect("model");
     let all = facts(LARGE + 2 * SAMPLES);
     let started = Instant::now();

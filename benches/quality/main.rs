@@ -14,20 +14,20 @@
 //! A question's evidence is a set of turns; a stored fact counts for the turns it came from
 //! (a sentence merged into an earlier fact counts for both turns).
 
+#[path = "../support/local_engine.rs"]
+mod local_engine;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use memgate::config::{Config, EmbeddingProvider};
 use memgate::domain::usage::{CallScope, Purpose};
 use memgate::domain::{EngineKind, FactChange, Session, SessionConfig, TurnMessage};
 use memgate::embed::Embedder;
-use memgate::llm::LlmClient;
 use memgate::memory::facts::FactsEngine;
 use memgate::memory::query::{classify, tokens, QueryKind};
 use memgate::memory::ranking::{self, Fusion, CANDIDATES};
 use memgate::store::{FactStore, SessionStore, Store};
-use memgate::usage::UsageSink;
 use memgate::vector;
 use serde::Deserialize;
 
@@ -270,35 +270,11 @@ async fn main() {
 
 impl Bench {
     async fn start(url: &str) -> Self {
-        let mut config = Config::default();
-        config.storage.url = url.parse().expect("store url");
-        config.embeddings.provider = EmbeddingProvider::Local;
-        config.extraction.enabled = false;
-        let store = Store::connect(&config.storage, config.embeddings.dimensions())
-            .await
-            .expect("store");
-        store.migrate().await.expect("migrate");
-        store
-            .check_embeddings(config.embeddings.model(), config.embeddings.dimensions())
-            .await
-            .expect("embeddings");
-        let (usage, writer) = UsageSink::new(store.clone());
-        writer.spawn();
-        let llm = LlmClient::new(&config, usage.clone()).expect("client");
-        let embedder = Embedder::start(&config.embeddings, &llm, usage)
-            .await
-            .expect("local model: run `bash scripts/install-model.sh`");
-        let engine = FactsEngine::new(
-            store.clone(),
-            llm,
-            embedder.clone(),
-            config.extraction.clone(),
-            &config.memory,
-        );
+        let local = local_engine::start(url).await;
         Self {
-            store,
-            engine,
-            embedder,
+            store: local.store,
+            engine: local.engine,
+            embedder: local.embedder,
         }
     }
 

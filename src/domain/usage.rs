@@ -86,6 +86,27 @@ pub struct UsageEvent {
     pub completion_tokens: i64,
 }
 
+impl UsageEvent {
+    pub fn new(
+        scope: CallScope<'_>,
+        purpose: Purpose,
+        provider: Provider,
+        model: &str,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+    ) -> Self {
+        Self {
+            org: scope.org.to_string(),
+            memory_id: scope.memory_id.to_string(),
+            purpose,
+            provider,
+            model: model.to_string(),
+            prompt_tokens,
+            completion_tokens,
+        }
+    }
+}
+
 /// Platform spend of one org for one day, kind of call and model (and session, when asked).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageRow {

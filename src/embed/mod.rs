@@ -103,15 +103,14 @@ impl LocalEmbedder {
                 self.queries.insert(text, Arc::new(vector.clone()));
             }
         }
-        self.usage.record(UsageEvent {
-            org: scope.org.to_string(),
-            memory_id: scope.memory_id.to_string(),
+        self.usage.record(UsageEvent::new(
+            scope,
             purpose,
-            provider: Provider::Local,
-            model: local::MODEL_NAME.to_string(),
-            prompt_tokens: tokens,
-            completion_tokens: 0,
-        });
+            Provider::Local,
+            local::MODEL_NAME,
+            tokens,
+            0,
+        ));
         Ok(vectors)
     }
 }

@@ -192,15 +192,14 @@ impl LlmClient {
     }
 
     fn record_usage(&self, scope: CallScope<'_>, purpose: Purpose, model: &str, usage: &Usage) {
-        self.usage.record(UsageEvent {
-            org: scope.org.to_string(),
-            memory_id: scope.memory_id.to_string(),
+        self.usage.record(UsageEvent::new(
+            scope,
             purpose,
-            provider: Provider::Gateway,
-            model: model.to_string(),
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-        });
+            Provider::Gateway,
+            model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        ));
     }
 }
 
