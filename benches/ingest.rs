@@ -15,11 +15,11 @@
 #[path = "support/local_engine.rs"]
 mod local_engine;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use memgate::domain::usage::{CallScope, Purpose};
 use memgate::domain::{now_ms, EngineKind, FactChange, Session, SessionConfig, TurnMessage};
-use memgate::embed::local::LocalModel;
+use memgate::embed::Embedder;
 use memgate::memory::facts::FactsEngine;
 use memgate::store::{FactStore, SessionStore, Store};
 
@@ -91,6 +91,7 @@ fn p50(mut samples: Vec<Duration>) -> Duration {
 struct Bench {
     store: Store,
     engine: FactsEngine,
+    embedder: Embedder,
 }
 
 impl Bench {
@@ -99,6 +100,7 @@ impl Bench {
         Self {
             store: local.store,
             engine: local.engine,
+            embedder: local.embedder,
         }
     }
 
@@ -169,13 +171,18 @@ async fn main() {
     let url = std::env::var("INGEST_STORE")
         .unwrap_or_else(|_| format!("sqlite://{}", scratch.path().join("ingest.db").display()));
     let bench = Bench::start(&url).await;
-    let model_dir = std::env::var_os("MEMGATE_EMBEDDINGS__MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| memgate::config::Config::default().embeddings.model_dir());
-    let model = LocalModel::load(&model_dir).expect("model");
     let all = facts(LARGE + 2 * SAMPLES);
     let started = Instant::now();
-    let (vectors, _) = model.embed(&all[..LARGE]).expect("embed");
+    let session = bench.session("growing").await;
+    let vectors = bench
+        .embedder
+        .embed(
+            CallScope::of(&session),
+            Purpose::FactEmbedding,
+            &all[..LARGE],
+        )
+        .await
+        .expect("embed");
     eprintln!(
         "embedded {} facts up front in {:.1} s",
         LARGE,
@@ -184,7 +191,6 @@ async fn main() {
     let turns_small = &all[LARGE..LARGE + SAMPLES];
     let turns_large = &all[LARGE + SAMPLES..];
 
-    let session = bench.session("growing").await;
     let mut store_small = Vec::new();
     let mut store_large = Vec::new();
     let mut ingest_small = (Vec::new(), 0);
