@@ -46,7 +46,8 @@ struct EncoderLayer {
 
 /// `x · Wᵀ + b` computed as `(W · xᵀ)ᵀ`: with W (out × in) row-major as the left operand the
 /// matrix kernel reads it as stored, while `x · Wᵀ` makes it repack all of W on every call.
-/// Measured on a 11-token query: 7.6 ms per forward pass the usual way, 5.6 ms this way.
+/// Measured on an 11-token query on one thread: 9.5 ms per forward pass the usual way, 5.6 ms
+/// this way.
 struct Dense {
     weight: Tensor,
     bias: Tensor,
