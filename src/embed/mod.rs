@@ -78,8 +78,8 @@ impl LocalEmbedder {
             return Ok(Vec::new());
         }
         let query = purpose == Purpose::QueryEmbedding;
-        if let [text] = texts {
-            if let Some(hit) = self.queries.get(text).filter(|_| query) {
+        if let ([text], true) = (texts, query) {
+            if let Some(hit) = self.queries.get(text) {
                 return Ok(vec![hit.as_ref().clone()]);
             }
         }
