@@ -15,13 +15,13 @@
 #[path = "support/local_engine.rs"]
 mod local_engine;
 
+use local_engine::LocalEngine;
+
 use std::time::{Duration, Instant};
 
 use memgate::domain::usage::{CallScope, Purpose};
 use memgate::domain::{now_ms, EngineKind, FactChange, Session, SessionConfig, TurnMessage};
-use memgate::embed::Embedder;
-use memgate::memory::facts::FactsEngine;
-use memgate::store::{FactStore, SessionStore, Store};
+use memgate::store::{FactStore, SessionStore};
 
 const SMALL: usize = 100;
 const LARGE: usize = 10_000;
@@ -88,22 +88,7 @@ fn p50(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-struct Bench {
-    store: Store,
-    engine: FactsEngine,
-    embedder: Embedder,
-}
-
-impl Bench {
-    async fn start(url: &str) -> Self {
-        let local = local_engine::start(url).await;
-        Self {
-            store: local.store,
-            engine: local.engine,
-            embedder: local.embedder,
-        }
-    }
-
+impl LocalEngine {
     async fn session(&self, name: &str) -> Session {
         self.store
             .create_session("bench", name, EngineKind::Mem0, &SessionConfig::default())
@@ -170,7 +155,7 @@ async fn main() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let url = std::env::var("INGEST_STORE")
         .unwrap_or_else(|_| format!("sqlite://{}", scratch.path().join("ingest.db").display()));
-    let bench = Bench::start(&url).await;
+    let bench = local_engine::start(&url).await;
     let all = facts(LARGE + 2 * SAMPLES);
     let started = Instant::now();
     let session = bench.session("growing").await;

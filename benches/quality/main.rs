@@ -17,17 +17,17 @@
 #[path = "../support/local_engine.rs"]
 mod local_engine;
 
+use local_engine::LocalEngine;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use memgate::domain::usage::{CallScope, Purpose};
 use memgate::domain::{EngineKind, FactChange, Session, SessionConfig, TurnMessage};
-use memgate::embed::Embedder;
-use memgate::memory::facts::FactsEngine;
 use memgate::memory::query::{classify, tokens, QueryKind};
 use memgate::memory::ranking::{self, Fusion, CANDIDATES};
-use memgate::store::{FactStore, SessionStore, Store};
+use memgate::store::{FactStore, SessionStore};
 use memgate::vector;
 use serde::Deserialize;
 
@@ -232,12 +232,6 @@ fn variants() -> Vec<Variant> {
     all
 }
 
-struct Bench {
-    store: Store,
-    engine: FactsEngine,
-    embedder: Embedder,
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/quality/data");
@@ -251,7 +245,7 @@ async fn main() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let url = std::env::var("QUALITY_STORE")
         .unwrap_or_else(|_| format!("sqlite://{}", scratch.path().join("quality.db").display()));
-    let bench = Bench::start(&url).await;
+    let bench = local_engine::start(&url).await;
     println!(
         "# retrieval quality: {} conversations, {} questions, store {}\n",
         dataset.conversations.len(),
@@ -268,16 +262,7 @@ async fn main() {
     bench.dedup(&pairs).await;
 }
 
-impl Bench {
-    async fn start(url: &str) -> Self {
-        let local = local_engine::start(url).await;
-        Self {
-            store: local.store,
-            engine: local.engine,
-            embedder: local.embedder,
-        }
-    }
-
+impl LocalEngine {
     async fn embed(&self, session: &Session, texts: &[String], purpose: Purpose) -> Vec<Vec<f32>> {
         self.embedder
             .embed(CallScope::of(session), purpose, texts)

@@ -99,11 +99,14 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         lock_live_session::<D>(&mut tx, session).await?;
         let mut ids = Vec::with_capacity(changes.len());
         let mut writes = Vec::with_capacity(changes.len());
+        // Facts the session gains (negative: loses), for the count Postgres keeps.
+        let mut added: i64 = 0;
         for change in changes {
             let touched = match change {
                 FactChange::Add { text, embedding } => {
                     let id = add_fact::<D>(&mut tx, session, text, embedding, reason, now).await?;
                     writes.push(stored(&id, text, embedding, now));
+                    added += 1;
                     Some(id)
                 }
                 FactChange::Update {
@@ -121,6 +124,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
                 FactChange::Delete { fact_id } => {
                     let id = remove_fact::<D>(&mut tx, session, fact_id, reason, now).await?;
                     writes.extend(id.iter().cloned().map(FactWrite::Removed));
+                    added -= i64::from(id.is_some());
                     id
                 }
             };
@@ -130,18 +134,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         if let Some(cap) = session.config.max_facts {
             trimmed = trim_to_cap::<D>(&mut tx, session, cap, now).await?;
         }
-        let added = writes
-            .iter()
-            .map(|w| match w {
-                FactWrite::Removed(_) => -1,
-                FactWrite::Stored { .. } => 0,
-            })
-            .sum::<i64>()
-            + changes
-                .iter()
-                .filter(|c| matches!(c, FactChange::Add { .. }))
-                .count() as i64
-            - trimmed as i64;
+        added -= trimmed as i64;
         D::facts_written(&mut tx, &session.org_id, session.id, added).await?;
         tx.commit().await?;
         // Which facts the cap removed is not tracked here; the cache reads the session again.
