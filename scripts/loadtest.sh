@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Whole-path load comparison, in one run, loopback only, bounded in time:
-#   models_*    GET /v1/models, direct and through memgate (Pingora pass-through)
-#   direct      client -> mock gateway
-#   passthrough client -> memgate -> mock gateway (chat completion without memory_id)
+# Whole-path load comparison, in one run, loopback only, bounded in time. Every leg has the
+# same upstream, the mock gateway; the anchor is an nginx hop (proxy_pass, upstream keep-alive,
+# one worker as memgate's proxy has one thread here) in front of it:
+#   get_*       GET /v1/models: direct, through nginx, through memgate (Pingora pass-through)
+#   chat_*      a chat completion without memory_id: direct, through nginx, through memgate
+#   embed_direct  the embedding call memgate makes for a query, straight to the mock: the
+#               round trip the memory leg cannot avoid with gateway embeddings
 #   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
 #               turn is not stored, so every request sees the same session). Every request
 #               asks a different question, so no query vector comes from the cache.
 #   memory_store  the same with the turn stored: its outbox write happens before the last
 #               bytes of the answer are sent (a question, so the session gains no facts)
+#   ttfb_*      a streamed chat completion, one request at a time: time to its first event,
+#               direct, through nginx and through memgate (benches/load/ttfb.py)
 # Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
 #        EMBEDDINGS=gateway scripts/loadtest.sh   (query vectors from the mock's /v1/embeddings
 #                                                  instead of the local model, the default)
@@ -22,11 +27,16 @@ CONNECTIONS="${2:-8}"
 THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/memgate-target}"
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk" >&2
+missing=""
+command -v wrk >/dev/null || missing="$missing wrk"
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+if [ -n "$missing" ]; then
+  echo "installing$missing" >&2
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk >/dev/null
+  # shellcheck disable=SC2086
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq $missing >/dev/null
 fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --locked --bin memgate --example mock_gateway >&2
 EMBEDDINGS="${EMBEDDINGS:-local}"
 FACTS="${FACTS:-1000}"
@@ -40,18 +50,50 @@ fi
 BIN="$CARGO_TARGET_DIR/release"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+MOCK_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port); NGINX_PORT=$(free_port)
 WORK=$(mktemp -d)
 PG_SERVER="${MEMGATE_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 PG_DB="memgate_load_$$"
 cleanup() {
-  kill "${MOCK_PID:-}" "${MG_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"
+  kill "${MOCK_PID:-}" "${MG_PID:-}" "${NGINX_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"
   if [ "${STORE:-sqlite}" = postgres ]; then psql "$PG_SERVER/postgres" -qAtc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
 "$BIN/examples/mock_gateway" --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
 MOCK_PID=$!
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream mock {
+    server 127.0.0.1:$MOCK_PORT;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # Streamed as memgate streams: each chunk goes on as it arrives.
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1 &
+NGINX_PID=$!
 if [ "${STORE:-sqlite}" = postgres ]; then
   bash scripts/install-postgres.sh >&2
   psql "$PG_SERVER/postgres" -qAtc "CREATE DATABASE $PG_DB" >/dev/null
@@ -128,10 +170,19 @@ to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /m
 pct() { grep -E "^ +$2%" "$WORK/$1.txt" | awk '{print $2}' | to_ms; }
 rps() { grep "Requests/sec" "$WORK/$1.txt" | awk '{print $2}'; }
 
-run_get models_direct "http://127.0.0.1:$MOCK_PORT/v1/models"
-run_get models_proxied "http://127.0.0.1:$PROXY_PORT/v1/models"
-run direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
-run passthrough "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
+EMBED='{"model":"text-embedding-3-small","input":["What did Elif do with project Atlas{n}?"],"dimensions":1536,"encoding_format":"float"}'
+STREAM='{"model":"mock-model","stream":true,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"What did Elif do with project Atlas?"}]}'
+for port in "$MOCK_PORT" "$NGINX_PORT"; do
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+run_get get_direct "http://127.0.0.1:$MOCK_PORT/v1/models"
+run_get get_nginx "http://127.0.0.1:$NGINX_PORT/v1/models"
+run_get get_memgate "http://127.0.0.1:$PROXY_PORT/v1/models"
+run chat_direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
+run chat_nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "$PLAIN"
+run chat_memgate "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
+run embed_direct "http://127.0.0.1:$MOCK_PORT/v1/embeddings" "$EMBED"
 # PERF_OUT=file records a CPU profile of memgate during the memory run (perf report -i file).
 if [ -n "${PERF_OUT:-}" ]; then
   perf record -F 999 -g -p "$MG_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
@@ -140,26 +191,41 @@ fi
 run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
 if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 run memory_store "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY_STORE"
+TTFB_COUNT="${TTFB_COUNT:-400}"
+ttfb() { python3 benches/load/ttfb.py "127.0.0.1:$1" /v1/chat/completions "$STREAM" "$TTFB_COUNT" sk-load; }
+TTFB_DIRECT=$(ttfb "$MOCK_PORT"); TTFB_NGINX=$(ttfb "$NGINX_PORT"); TTFB_MEMGATE=$(ttfb "$PROXY_PORT")
 
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
 echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, loopback; store: ${STORE:-sqlite}; embeddings: $EMBEDDINGS; session: $STORED facts"
-row() { # run baseline
-  p50=$(pct "$1" 50); p99=$(pct "$1" 99); b50=$(pct "$2" 50); b99=$(pct "$2" 99)
-  printf "%-15s %9s %9s %10s %12s %12s\n" "$1" "$p50" "$p99" "$(rps "$1")" \
-    "$(awk -v a="$p50" -v b="$b50" 'BEGIN{printf "%+.3f", a-b}')" "$(awk -v a="$p99" -v b="$b99" 'BEGIN{printf "%+.3f", a-b}')"
+added() { awk -v a="$(pct "$1" "$3")" -v b="$(pct "$2" "$3")" 'BEGIN{printf "%.3f", a-b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else printf "-" }'; }
+row() { # run direct-baseline [nginx-leg]
+  local a50 a99 x="-"
+  a50=$(added "$1" "$2" 50); a99=$(added "$1" "$2" 99)
+  [ -n "${3:-}" ] && x=$(ratio "$a50" "$(added "$3" "$2" 50)")
+  printf "%-13s %8s %8s %9s %10s %10s %9s\n" "$1" "$(pct "$1" 50)" "$(pct "$1" 99)" "$(rps "$1")" "$a50" "$a99" "$x"
 }
-printf "%-15s %9s %9s %10s %12s %12s\n" run p50_ms p99_ms req_s p50_added p99_added
-row models_direct models_direct
-row models_proxied models_direct
-row direct direct
-row passthrough direct
-row memory direct
-row memory_store direct
+printf "%-13s %8s %8s %9s %10s %10s %9s\n" leg p50_ms p99_ms req_s added_p50 added_p99 x_nginx
+row get_direct get_direct
+row get_nginx get_direct get_nginx
+row get_memgate get_direct get_nginx
+row chat_direct chat_direct
+row chat_nginx chat_direct chat_nginx
+row chat_memgate chat_direct chat_nginx
+row embed_direct embed_direct
+row memory chat_direct chat_nginx
+row memory_store chat_direct chat_nginx
 echo "memory run: context injected $injected times, degraded $degraded times"
-echo "memory path added over the same request without memory_id: p50 $(awk -v a="$(pct memory 50)" -v b="$(pct passthrough 50)" 'BEGIN{printf "%+.3f", a-b}') ms, p99 $(awk -v a="$(pct memory 99)" -v b="$(pct passthrough 99)" 'BEGIN{printf "%+.3f", a-b}') ms"
+memory_over_chat=$(added memory chat_memgate 50)
+embed_p50=$(pct embed_direct 50)
+echo "memory path added over chat_memgate: p50 +$memory_over_chat ms, p99 +$(added memory chat_memgate 99) ms; the embedding round trip (embed_direct p50) is $embed_p50 ms, so memgate's own part is $(awk -v a="$memory_over_chat" -v b="$embed_p50" 'BEGIN{printf "%.3f", a-b}') ms"
+printf "streamed chat, time to first event over %s requests one at a time (median / p90 ms): direct %s / %s, nginx %s / %s, memgate %s / %s; memgate over direct: %+.3f ms (%.2fx)\n" \
+  "$TTFB_COUNT" $TTFB_DIRECT $TTFB_NGINX $TTFB_MEMGATE \
+  "$(awk -v a="${TTFB_MEMGATE%% *}" -v b="${TTFB_DIRECT%% *}" 'BEGIN{print a-b}')" \
+  "$(awk -v a="${TTFB_MEMGATE%% *}" -v b="${TTFB_DIRECT%% *}" 'BEGIN{print a/b}')"
 echo "memgate resident memory: $((RSS_IDLE / 1024)) MiB idle with the session loaded, $(( $(rss_kib VmRSS) / 1024 )) MiB after the runs, peak $(( $(rss_kib VmHWM) / 1024 )) MiB"
-for r in models_direct models_proxied direct passthrough memory memory_store; do
+for r in get_direct get_nginx get_memgate chat_direct chat_nginx chat_memgate embed_direct memory memory_store; do
   errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$r.txt" || true)
   [ -n "$errors" ] && echo "$r: $errors"
 done

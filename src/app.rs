@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -14,6 +15,7 @@ use crate::llm::LlmClient;
 use crate::memory::engine::Engines;
 use crate::memory::facts::FactsEngine;
 use crate::memory::graph::GraphEngine;
+use crate::memory::session_cache::SessionCache;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 use crate::store::OutboxStore;
@@ -50,6 +52,8 @@ pub struct AppState {
     /// When a finished turn's outbox write last failed (ms), so that the turns right after
     /// go to the journal without waiting on the store.
     pub outbox_failed_at_ms: AtomicI64,
+    /// Sessions as the proxy last looked them up, for at most `memory.session_cache_ttl_ms`.
+    pub sessions: SessionCache,
 }
 
 impl AppState {
@@ -99,6 +103,7 @@ impl AppState {
             ),
             graph: GraphEngine::new(store.clone(), llm, embedder, bolt),
         };
+        let sessions = SessionCache::new(Duration::from_millis(config.memory.session_cache_ttl_ms));
         Ok((
             Arc::new(Self {
                 config,
@@ -111,6 +116,7 @@ impl AppState {
                 drain: Drain::default(),
                 journal,
                 outbox_failed_at_ms: AtomicI64::new(i64::MIN),
+                sessions,
             }),
             usage_writer,
         ))

@@ -455,6 +455,10 @@ pub struct MemoryConfig {
     /// only: on the quality benchmark's labelled pairs (local model) 0.96 merges 0.7% of
     /// distinct facts, 0.9 merged 23%.
     pub dedup_threshold: f32,
+    /// How long the proxy keeps a looked-up session (its id and config) before asking the
+    /// store again: the longest a PATCH or DELETE made through another replica goes unseen
+    /// here. 0 asks the store on every request.
+    pub session_cache_ttl_ms: u64,
 }
 
 impl Default for MemoryConfig {
@@ -466,6 +470,7 @@ impl Default for MemoryConfig {
             default_engine: EngineKind::Mem0,
             max_fact_chars: 300,
             dedup_threshold: 0.96,
+            session_cache_ttl_ms: 1_000,
         }
     }
 }

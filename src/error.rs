@@ -17,6 +17,18 @@ pub enum StoreError {
     EmbeddingsChanged(String),
 }
 
+impl StoreError {
+    /// The write named a session that no longer exists (deleted since it was looked up): a
+    /// fact about the request, not a failing store.
+    pub fn is_session_gone(&self) -> bool {
+        match self {
+            StoreError::SessionGone(_) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => db.is_foreign_key_violation(),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("upstream request failed: {0}")]

@@ -274,12 +274,7 @@ async fn replay_one(
     {
         Ok(()) => Ok(Fate::Written),
         // Deleted since the turn was served: it has nowhere to go.
-        Err(crate::error::StoreError::SessionGone(_)) => Ok(Fate::NoSession),
-        Err(crate::error::StoreError::Database(sqlx::Error::Database(db)))
-            if db.is_foreign_key_violation() =>
-        {
-            Ok(Fate::NoSession)
-        }
+        Err(e) if e.is_session_gone() => Ok(Fate::NoSession),
         Err(e) => Err(e),
     }
 }

@@ -189,6 +189,7 @@ counters! {
     turns_journaled_total: "Turns written to the local journal because the store could not take them.",
     turns_replayed_total: "Journaled turns written to the outbox once the store was back.",
     journal_turns_dropped_total: "Journaled turns dropped at replay because their session does not exist (never created, or deleted meanwhile).",
+    turns_session_gone_total: "Finished turns dropped because their session was deleted while the answer was served.",
     turns_lost_total: "Turns neither the outbox nor the journal could take (journal full or unwritable).",
     turns_ingested_total: "Outbox turns ingested.",
     ingest_failures_total: "Failed ingestion attempts (each is retried with backoff).",

@@ -50,6 +50,8 @@ impl TokenCounters {
 
 const CHANNEL_CAPACITY: usize = 10_000;
 const BATCH: usize = 256;
+/// How long a write waits for more events after the first: spend shows up this much later.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl UsageSink {
     /// The sink, and the writer that must be spawned to drain it.
@@ -93,6 +95,17 @@ impl UsageWriter {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+                // Events come one per request; writing each alone costs the store a
+                // transaction per request (and, on SQLite, every reader its page cache).
+                let linger = tokio::time::Instant::now() + LINGER;
+                while batch.len() < BATCH {
+                    let room = BATCH - batch.len();
+                    let more = tokio::time::timeout_at(linger, self.rx.recv_many(&mut batch, room));
+                    match more.await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
                 if let Err(e) = self.store.record_usage(&batch).await {
                     tracing::error!(error = %e, lost = batch.len(), "cannot record platform spend");
                 }

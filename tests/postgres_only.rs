@@ -336,3 +336,109 @@ async fn large_sessions_are_searched_through_hnsw_small_ones_exactly() {
     }
     pool.close().await;
 }
+
+/// What memory did for a chat through `replica`, by its `x-memgate-memory` header (the status
+/// code when the request was refused).
+async fn memory_status(replica: &Memgate, memory_id: &str) -> String {
+    let response = replica
+        .chat(
+            ACME_MEMBER,
+            user_chat(Some(memory_id), "Which colour do I like?", false),
+        )
+        .await;
+    let status = response.status().as_u16();
+    let memory = response
+        .headers()
+        .get("x-memgate-memory")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    response.bytes().await.unwrap();
+    memory.unwrap_or_else(|| status.to_string())
+}
+
+/// Polls `replica` until its memory status for `memory_id` is `wanted`; the time it took.
+async fn until_status(replica: &Memgate, memory_id: &str, wanted: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if memory_status(replica, memory_id).await == wanted {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{memory_id} never became {wanted}:\n{}",
+            replica.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_replica_reaches_the_others_within_the_session_cache_ttl() {
+    const TTL_MS: u64 = 2_000;
+    let ttl = TTL_MS.to_string();
+    let env = [("MEMGATE_MEMORY__SESSION_CACHE_TTL_MS", ttl.as_str())];
+    let mock = mock_gateway::spawn().await;
+    let db = TestDatabase::create().await;
+    let a = Memgate::start_on(&mock.url(), Some(db.clone()), "", &env).await;
+    let b = Memgate::start_on(&mock.url(), Some(db.clone()), "", &env).await;
+    assert_eq!(a.create_session(ACME_ADMIN, "cached").await.status(), 201);
+    let (status, body) = a
+        .api(
+            "POST",
+            Some(ACME_ADMIN),
+            "/memory/session/add",
+            Some(json!({"memory_id": "cached", "messages": [
+                {"role": "user", "content": "My favourite colour is teal."}
+            ]})),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    a.wait_for_fact(ACME_ADMIN, "cached", "teal").await;
+
+    // B looks the session up (and keeps it); then A switches its retrieval off.
+    assert_eq!(memory_status(&b, "cached").await, "injected");
+    let (status, body) = a
+        .api(
+            "PATCH",
+            Some(ACME_ADMIN),
+            "/memory/session/cached",
+            Some(json!({"config": {"retrieval": false}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let patched = Instant::now();
+    // The replica that made the change sees it at once; B, until its copy expires, does not
+    // (the cache is in use), and then does, within the TTL.
+    assert_eq!(memory_status(&a, "cached").await, "off");
+    assert_eq!(memory_status(&b, "cached").await, "injected");
+    until_status(&b, "cached", "off").await;
+    let seen_after = patched.elapsed();
+    assert!(
+        seen_after < Duration::from_millis(TTL_MS + 1_000),
+        "B saw the PATCH after {seen_after:?}"
+    );
+
+    // A deletes the session. B, still holding it, serves one more turn for it: the turn has
+    // nowhere to go and is dropped, not journaled or retried. Then B answers 404 too.
+    let (status, body) = a
+        .api("DELETE", Some(ACME_ADMIN), "/memory/session/cached", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deleted = Instant::now();
+    assert_eq!(memory_status(&a, "cached").await, "404");
+    assert_eq!(memory_status(&b, "cached").await, "off");
+    assert_eq!(b.metric("memgate_turns_session_gone_total").await, 1.0);
+    assert_eq!(b.metric("memgate_turns_journaled_total").await, 0.0);
+    until_status(&b, "cached", "404").await;
+    let seen_after = deleted.elapsed();
+    assert!(
+        seen_after < Duration::from_millis(TTL_MS + 1_000),
+        "B saw the DELETE after {seen_after:?}"
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let outbox: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(outbox, 0);
+}

@@ -178,3 +178,82 @@ async fn an_upstream_that_is_down_or_slow_is_passed_on_as_it_is() {
     assert!(text.contains("[DONE]"), "{text}");
     mg.wait_for_fact(ACME_MEMBER, "slow", "4512").await;
 }
+
+/// A gateway that answers one request per connection, as if it would keep the connection
+/// alive (no `Connection: close`), and then closes it a few milliseconds later without
+/// reading what came meanwhile: a kept-alive connection gone stale in memgate's pool, as an
+/// idle timeout on the gateway's side makes one. Counts the connections it accepted.
+async fn one_answer_per_connection_gateway(
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let Ok(n) = socket.read(&mut buffer).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fresh"},"finish_reason":"stop"}]}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_the_gateway_closed_is_not_the_clients_problem() {
+    let (gateway, accepted) = one_answer_per_connection_gateway().await;
+    let mg = Memgate::start(&gateway).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", mg.proxy);
+    const REQUESTS: usize = 30;
+    for i in 0..REQUESTS {
+        // Each request right after the last: memgate's pooled connection is still open on
+        // its side, and the gateway will never read from it again.
+        let seen = call(
+            &http,
+            &url,
+            &user_chat(None, &format!("question {i}"), false),
+        )
+        .await;
+        assert_eq!(seen.status, 200, "request {i}: {seen:?}\n{}", mg.log());
+        assert!(seen.complete && seen.body.contains("fresh"), "{seen:?}");
+    }
+    // One connection per answer: every request after the first found a stale one first.
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst) >= REQUESTS,
+        "{} connections",
+        accepted.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}

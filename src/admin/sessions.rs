@@ -210,6 +210,7 @@ pub async fn patch(
         .update_session_config(&caller.0.org, &memory_id, &config)
         .await?
         .ok_or_else(|| ApiError::session_not_found(&memory_id))?;
+    state.sessions.invalidate(&caller.0.org, &memory_id);
     // A lower cap or a shorter TTL takes effect now, not at the next write.
     state.store.enforce_retention(&updated).await?;
     let stats = state.store.session_stats(&updated).await?;
@@ -235,6 +236,7 @@ pub async fn delete(
         .delete_session(&caller.0.org, &memory_id, state.engine.graph.remote_graph())
         .await?
         .ok_or_else(|| ApiError::session_not_found(&memory_id))?;
+    state.sessions.invalidate(&caller.0.org, &memory_id);
     tracing::info!(%memory_id, org = %caller.0.org, facts_deleted, "memory session deleted");
     Ok(Json(SessionDeleted {
         memory_id,

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod graph_extraction;
 pub mod query;
 pub mod ranking;
+pub mod session_cache;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -30,7 +30,7 @@ use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
 use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
 use crate::proxy::turn_store;
-use crate::proxy::upstream::{is_hop_by_hop, Upstream};
+use crate::proxy::upstream::{is_hop_by_hop, Upstream, UpstreamResponse};
 use crate::proxy::RequestCtx;
 use crate::store::SessionStore;
 
@@ -405,20 +405,32 @@ fn degraded(
     )
 }
 
+/// The session, from the cache when a fresh copy is kept (see `memory/session_cache.rs`).
 async fn find_session(
     state: &AppState,
     org: &str,
     memory_id: &str,
 ) -> std::result::Result<Option<MemorySession>, crate::error::StoreError> {
-    if state.config.memory.auto_create_sessions {
+    let lookup = match state.sessions.get(org, memory_id) {
+        Ok(session) => return Ok(Some(session)),
+        Err(lookup) => lookup,
+    };
+    let fetched = Instant::now();
+    let found = if state.config.memory.auto_create_sessions {
         let engine = state.config.memory.default_engine;
-        return state
-            .store
-            .find_or_create_session(org, memory_id, engine)
-            .await
-            .map(Some);
+        Some(
+            state
+                .store
+                .find_or_create_session(org, memory_id, engine)
+                .await?,
+        )
+    } else {
+        state.store.find_session(org, memory_id).await?
+    };
+    if let Some(session) = &found {
+        state.sessions.keep(lookup, session, fetched);
     }
-    state.store.find_session(org, memory_id).await
+    Ok(found)
 }
 
 /// Sends the body upstream and streams the answer back, teeing it when the turn is to be kept.
@@ -431,21 +443,32 @@ async fn forward(
     outgoing: Outgoing,
     memory: Option<MemoryUse>,
 ) -> Result<()> {
-    let request = upstream_request(upstream, session.req_header(), outgoing, memory.is_some());
-    let Some(response) = send_upstream(state, session, ctx, request_id, request).await? else {
+    let request = upstream_request(upstream, session.req_header(), &outgoing, memory.is_some())?;
+    let Some(response) = send_upstream(
+        state,
+        upstream,
+        session,
+        ctx,
+        request_id,
+        &request,
+        &outgoing.body,
+    )
+    .await?
+    else {
         return Ok(());
     };
     let client_version = session.req_header().version;
     let status = memory.as_ref().map(|m| m.status);
-    let header = response_header(&response, client_version, request_id, status)?;
-    let content_type = response
-        .headers()
+    let upstream_header = response.header();
+    let header = response_header(upstream_header, client_version, request_id, status)?;
+    let content_type = upstream_header
+        .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     // An error answer is no turn to remember.
     let kept = memory
         .and_then(|m| m.keep)
-        .filter(|_| response.status().is_success())
+        .filter(|_| upstream_header.status.is_success())
         .map(|target| (target, ResponseTee::for_content_type(content_type)));
     session
         .write_response_header(Box::new(header), false)
@@ -458,14 +481,20 @@ async fn forward(
 fn upstream_request(
     upstream: &Upstream,
     request: &pingora::http::RequestHeader,
-    outgoing: Outgoing,
+    outgoing: &Outgoing,
     with_memory: bool,
-) -> reqwest::RequestBuilder {
+) -> Result<pingora::http::RequestHeader> {
     let path_and_query = outgoing
         .path_and_query
         .as_deref()
         .unwrap_or_else(|| request.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let mut headers = http::HeaderMap::with_capacity(request.headers.len());
+    let path = upstream.path_for(path_and_query);
+    let mut header = pingora::http::RequestHeader::build(
+        request.method.clone(),
+        path.as_bytes(),
+        Some(request.headers.len() + 3),
+    )?;
+    header.insert_header(http::header::HOST, &upstream.authority)?;
     for (name, value) in request.headers.iter() {
         // Host and length belong to the new request; `Expect` was answered here, and the body
         // goes out complete.
@@ -473,39 +502,36 @@ fn upstream_request(
             || name == http::header::HOST
             || name == http::header::CONTENT_LENGTH
             || name == http::header::EXPECT
+            || (with_memory && name == http::header::ACCEPT_ENCODING)
         {
             continue;
         }
-        headers.append(name.clone(), value.clone());
+        header.append_header(name.clone(), value.clone())?;
     }
+    header.insert_header(http::header::CONTENT_LENGTH, outgoing.body.len())?;
     if let Some(traceparent) = crate::telemetry::current_traceparent() {
         // The client's own, if any, is this span's parent: the gateway continues from here.
-        headers.insert("traceparent", traceparent);
+        header.insert_header("traceparent", traceparent)?;
     }
     if with_memory {
         // The tee reads the answer as text.
-        headers.insert(
-            http::header::ACCEPT_ENCODING,
-            http::HeaderValue::from_static("identity"),
-        );
+        header.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
     }
-    upstream
-        .client
-        .post(upstream.url_for(path_and_query))
-        .headers(headers)
-        .body(outgoing.body)
+    Ok(header)
 }
 
 /// The gateway's answer (its header; the body is still to come), or `None` when the gateway
-/// could not be reached, the client then having had a 502 from here.
-async fn send_upstream(
+/// could not be reached or gave no answer, the client then having had a 502 from here.
+async fn send_upstream<'u>(
     state: &AppState,
+    upstream: &'u Upstream,
     session: &mut Session,
     ctx: &mut RequestCtx,
     request_id: &str,
-    request: reqwest::RequestBuilder,
-) -> Result<Option<reqwest::Response>> {
-    match request.send().await {
+    request: &pingora::http::RequestHeader,
+    body: &[u8],
+) -> Result<Option<UpstreamResponse<'u>>> {
+    match upstream.send(request, body).await {
         Ok(response) => Ok(Some(response)),
         Err(e) => {
             Metrics::inc(&state.metrics.upstream_errors_total);
@@ -520,14 +546,13 @@ async fn send_upstream(
 
 /// The header the client gets: the gateway's, less its hop-by-hop headers, plus memgate's own.
 fn response_header(
-    response: &reqwest::Response,
+    upstream: &ResponseHeader,
     client_version: http::Version,
     request_id: &str,
     memory: Option<MemoryStatus>,
 ) -> Result<ResponseHeader> {
-    let status = response.status().as_u16();
-    let mut header = ResponseHeader::build(status, Some(response.headers().len() + 1))?;
-    for (name, value) in response.headers() {
+    let mut header = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 2))?;
+    for (name, value) in upstream.headers.iter() {
         if !is_hop_by_hop(name.as_str()) {
             header.append_header(name.clone(), value.clone())?;
         }
@@ -555,7 +580,7 @@ async fn relay(
     session: &mut Session,
     ctx: &mut RequestCtx,
     request_id: &str,
-    mut response: reqwest::Response,
+    mut response: UpstreamResponse<'_>,
     mut kept: Option<(TurnTarget, ResponseTee)>,
 ) -> Result<()> {
     let mut held = std::collections::VecDeque::<Bytes>::new();
@@ -583,14 +608,13 @@ async fn relay(
                 // gateway itself, and nothing is stored.
                 Metrics::inc(&state.metrics.upstream_errors_total);
                 ctx.outcome = Outcome::ChatUpstreamError;
-                return Err(Error::because(
-                    ErrorType::ReadError,
-                    "upstream answer cut mid-body",
-                    e,
-                ));
+                return Err(e.more_context("upstream answer cut mid-body"));
             }
         }
     }
+    // The connection goes back to the pool before the client's last bytes: the next request
+    // can have it while this one finishes.
+    response.finish().await;
     // A JSON body (or a stream that never said `[DONE]`) is over only when the upstream ends
     // it; the tee still decides whether it is a complete answer.
     if let Some((target, tee)) = kept {

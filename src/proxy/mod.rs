@@ -116,7 +116,9 @@ impl ProxyHttp for MemgateProxy {
                 .uri
                 .path_and_query()
                 .map_or("/", |p| p.as_str());
-            let uri = format!("{}{path_and_query}", self.upstream.base_path)
+            let uri = self
+                .upstream
+                .path_for(path_and_query)
                 .parse::<http::Uri>()
                 .map_err(|e| Error::because(ErrorType::InternalError, "upstream path", e))?;
             upstream_request.set_uri(uri);

@@ -43,6 +43,13 @@ pub async fn persist(state: &AppState, turn: FinishedTurn) {
             &turn.payload,
         );
         match tokio::time::timeout(OUTBOX_WRITE_TIMEOUT, write).await {
+            Ok(Err(e)) if e.is_session_gone() => {
+                // Deleted (through another replica, within the session cache's TTL) while
+                // the answer was served: the turn has nowhere to go, as in the worker.
+                Metrics::inc(&state.metrics.turns_session_gone_total);
+                tracing::info!(memory_id = %turn.payload.memory_id, "session deleted while its turn was served; turn dropped");
+                return;
+            }
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!(
                 "no answer within {} ms",
