@@ -14,6 +14,7 @@
 #   ttfb_*      a streamed chat completion, one request at a time: time to its first event,
 #               direct, through nginx and through memgate (benches/load/ttfb.py)
 # Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
+#        ROUNDS=5 scripts/loadtest.sh   (rounds of every leg, default 3; medians over them)
 #        EMBEDDINGS=gateway scripts/loadtest.sh   (query vectors from the mock's /v1/embeddings
 #                                                  instead of the local model, the default)
 #        FACTS=50 scripts/loadtest.sh   (facts in the session, default 1000)
@@ -159,74 +160,48 @@ PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are hel
 MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"What did Elif do with project Atlas{n}?"}]}'
 MEMORY_STORE='{"model":"mock-model","memory_id":"user-load","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
+ROUNDS="${ROUNDS:-3}"
 run_get() { # name url
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$WORK/$1.txt"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$WORK/$1.$ROUND.txt"
 }
 run() { # name url body
-  BODY="$3" KEY=sk-load wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat_varied.lua "$2" >"$WORK/$1.txt"
-  # warm-up is the first second of each run; wrk's percentiles cover the whole run
+  BODY="$3" KEY=sk-load wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat_varied.lua "$2" >"$WORK/$1.$ROUND.txt"
 }
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f", v}'; }
-pct() { grep -E "^ +$2%" "$WORK/$1.txt" | awk '{print $2}' | to_ms; }
-rps() { grep "Requests/sec" "$WORK/$1.txt" | awk '{print $2}'; }
-
 EMBED='{"model":"text-embedding-3-small","input":["What did Elif do with project Atlas{n}?"],"dimensions":1536,"encoding_format":"float"}'
 STREAM='{"model":"mock-model","stream":true,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"What did Elif do with project Atlas?"}]}'
 for port in "$MOCK_PORT" "$NGINX_PORT"; do
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-run_get get_direct "http://127.0.0.1:$MOCK_PORT/v1/models"
-run_get get_nginx "http://127.0.0.1:$NGINX_PORT/v1/models"
-run_get get_memgate "http://127.0.0.1:$PROXY_PORT/v1/models"
-run chat_direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
-run chat_nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "$PLAIN"
-run chat_memgate "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
-run embed_direct "http://127.0.0.1:$MOCK_PORT/v1/embeddings" "$EMBED"
-# PERF_OUT=file records a CPU profile of memgate during the memory run (perf report -i file).
+# PERF_OUT=file records a CPU profile of memgate during the memory runs (perf report -i file).
 if [ -n "${PERF_OUT:-}" ]; then
   perf record -F 999 -g -p "$MG_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
-run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
+for ROUND in $(seq 0 $((ROUNDS - 1))); do
+  run_get get_direct "http://127.0.0.1:$MOCK_PORT/v1/models"
+  run_get get_nginx "http://127.0.0.1:$NGINX_PORT/v1/models"
+  run_get get_memgate "http://127.0.0.1:$PROXY_PORT/v1/models"
+  run chat_direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$PLAIN"
+  run chat_nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "$PLAIN"
+  run chat_memgate "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
+  run embed_direct "http://127.0.0.1:$MOCK_PORT/v1/embeddings" "$EMBED"
+  run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
+  run memory_store "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY_STORE"
+done
 if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
-run memory_store "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY_STORE"
 TTFB_COUNT="${TTFB_COUNT:-400}"
 ttfb() { python3 benches/load/ttfb.py "127.0.0.1:$1" /v1/chat/completions "$STREAM" "$TTFB_COUNT" sk-load; }
 TTFB_DIRECT=$(ttfb "$MOCK_PORT"); TTFB_NGINX=$(ttfb "$NGINX_PORT"); TTFB_MEMGATE=$(ttfb "$PROXY_PORT")
 
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
-echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, loopback; store: ${STORE:-sqlite}; embeddings: $EMBEDDINGS; session: $STORED facts"
-added() { awk -v a="$(pct "$1" "$3")" -v b="$(pct "$2" "$3")" 'BEGIN{printf "%.3f", a-b}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else printf "-" }'; }
-row() { # run direct-baseline [nginx-leg]
-  local a50 a99 x="-"
-  a50=$(added "$1" "$2" 50); a99=$(added "$1" "$2" 99)
-  [ -n "${3:-}" ] && x=$(ratio "$a50" "$(added "$3" "$2" 50)")
-  printf "%-13s %8s %8s %9s %10s %10s %9s\n" "$1" "$(pct "$1" 50)" "$(pct "$1" 99)" "$(rps "$1")" "$a50" "$a99" "$x"
-}
-printf "%-13s %8s %8s %9s %10s %10s %9s\n" leg p50_ms p99_ms req_s added_p50 added_p99 x_nginx
-row get_direct get_direct
-row get_nginx get_direct get_nginx
-row get_memgate get_direct get_nginx
-row chat_direct chat_direct
-row chat_nginx chat_direct chat_nginx
-row chat_memgate chat_direct chat_nginx
-row embed_direct embed_direct
-row memory chat_direct chat_nginx
-row memory_store chat_direct chat_nginx
+echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, $ROUNDS rounds (medians over them), loopback; store: ${STORE:-sqlite}; embeddings: $EMBEDDINGS; session: $STORED facts"
+python3 benches/load/summarise.py "$WORK" "$ROUNDS"
 echo "memory run: context injected $injected times, degraded $degraded times"
-memory_over_chat=$(added memory chat_memgate 50)
-embed_p50=$(pct embed_direct 50)
-echo "memory path added over chat_memgate: p50 +$memory_over_chat ms, p99 +$(added memory chat_memgate 99) ms; the embedding round trip (embed_direct p50) is $embed_p50 ms, so memgate's own part is $(awk -v a="$memory_over_chat" -v b="$embed_p50" 'BEGIN{printf "%.3f", a-b}') ms"
 printf "streamed chat, time to first event over %s requests one at a time (median / p90 ms): direct %s / %s, nginx %s / %s, memgate %s / %s; memgate over direct: %+.3f ms (%.2fx)\n" \
   "$TTFB_COUNT" $TTFB_DIRECT $TTFB_NGINX $TTFB_MEMGATE \
   "$(awk -v a="${TTFB_MEMGATE%% *}" -v b="${TTFB_DIRECT%% *}" 'BEGIN{print a-b}')" \
   "$(awk -v a="${TTFB_MEMGATE%% *}" -v b="${TTFB_DIRECT%% *}" 'BEGIN{print a/b}')"
 echo "memgate resident memory: $((RSS_IDLE / 1024)) MiB idle with the session loaded, $(( $(rss_kib VmRSS) / 1024 )) MiB after the runs, peak $(( $(rss_kib VmHWM) / 1024 )) MiB"
-for r in get_direct get_nginx get_memgate chat_direct chat_nginx chat_memgate embed_direct memory memory_store; do
-  errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$r.txt" || true)
-  [ -n "$errors" ] && echo "$r: $errors"
-done
 exit 0

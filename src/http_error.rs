@@ -97,6 +97,11 @@ impl ApiError {
         Self::new(502, "upstream_error", "upstream_unavailable", message)
     }
 
+    /// The gateway did not answer within `upstream.connect_timeout_ms` / `read_timeout_ms`.
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(504, "upstream_error", "upstream_timeout", message)
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(503, "service_unavailable", code, message)
     }

@@ -47,7 +47,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// Read by jemalloc at its first allocation (a NUL-terminated `const char *`).
 #[cfg(not(target_env = "msvc"))]
 #[export_name = "malloc_conf"]
-static MALLOC_CONF: &[u8; 34] = b"dirty_decay_ms:0,muzzy_decay_ms:0\0";
+static MALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 /// The embedding threads allocate and free megabytes of activations per forward pass; with
 /// the process-wide decay at 0 each free returned those pages to the kernel, and the memory

@@ -197,6 +197,42 @@ async fn other_paths_pass_through_untouched() {
         .unwrap();
     assert_eq!(direct, via);
 
+    // Without a body, through memgate's own forwarding: a HEAD's answer has no body and the
+    // kept-alive connection goes on; the query and the method arrive as sent.
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("HEAD", "/v1/models"),
+        ("GET", "/v1/models?limit=2"),
+        ("DELETE", "/v1/files/file-1"),
+        ("GET", "/v1/models"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let direct = client
+            .request(method.clone(), format!("{}{path}", mock.url()))
+            .send()
+            .await
+            .unwrap();
+        let (status, direct) = (direct.status(), direct.bytes().await.unwrap());
+        mock.clear();
+        let via = client
+            .request(method.clone(), format!("{}{path}", mg.proxy))
+            .header("connection", "keep-alive")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(via.status(), status, "{method} {path}");
+        assert_eq!(via.bytes().await.unwrap(), direct, "{method} {path}");
+        let received = mock.requests();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].method, method.as_str());
+        let (sent_path, _) = path.split_once('?').unwrap_or((path, ""));
+        assert_eq!(received[0].path, sent_path);
+        assert!(
+            received[0].header("connection").is_none(),
+            "hop-by-hop headers stay"
+        );
+    }
+
     let embed_body =
         r#"{"model":"text-embedding-3-small","input":"hello world","memory_id":"not-ours"}"#;
     let client = reqwest::Client::new();

@@ -177,6 +177,33 @@ async fn an_upstream_that_is_down_or_slow_is_passed_on_as_it_is() {
     assert!(started.elapsed() >= Duration::from_millis(1500));
     assert!(text.contains("[DONE]"), "{text}");
     mg.wait_for_fact(ACME_MEMBER, "slow", "4512").await;
+    drop(mg);
+
+    // Slower than upstream.read_timeout_ms: 504, on the intercepted route and on the rest.
+    let mg =
+        Memgate::start_with(&mock.url(), &[("MEMGATE_UPSTREAM__READ_TIMEOUT_MS", "300")]).await;
+    assert_eq!(mg.create_session(ACME_ADMIN, "slow").await.status(), 201);
+    for memory in [None, Some("slow")] {
+        let response = mg
+            .chat_with_headers(
+                ACME_MEMBER,
+                &[("x-mock-delay-ms", "1500")],
+                user_chat(memory, "My locker code is 4512.", false),
+            )
+            .await;
+        assert_eq!(response.status(), 504);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "upstream_timeout", "{error}");
+    }
+    let response = mg
+        .http
+        .get(format!("{}/v1/models", mg.proxy))
+        .header("x-mock-delay-ms", "1500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(mg.facts(ACME_MEMBER, "slow").await.is_empty());
 }
 
 /// A gateway that answers one request per connection, as if it would keep the connection

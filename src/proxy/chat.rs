@@ -30,7 +30,7 @@ use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
 use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
 use crate::proxy::turn_store;
-use crate::proxy::upstream::{is_hop_by_hop, Upstream, UpstreamResponse};
+use crate::proxy::upstream::{client_response_header, Upstream, UpstreamResponse};
 use crate::proxy::RequestCtx;
 use crate::store::SessionStore;
 
@@ -488,33 +488,16 @@ fn upstream_request(
         .path_and_query
         .as_deref()
         .unwrap_or_else(|| request.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let path = upstream.path_for(path_and_query);
-    let mut header = pingora::http::RequestHeader::build(
-        request.method.clone(),
-        path.as_bytes(),
-        Some(request.headers.len() + 3),
-    )?;
-    header.insert_header(http::header::HOST, &upstream.authority)?;
-    for (name, value) in request.headers.iter() {
-        // Host and length belong to the new request; `Expect` was answered here, and the body
-        // goes out complete.
-        if is_hop_by_hop(name.as_str())
-            || name == http::header::HOST
-            || name == http::header::CONTENT_LENGTH
-            || name == http::header::EXPECT
-            || (with_memory && name == http::header::ACCEPT_ENCODING)
-        {
-            continue;
-        }
-        header.append_header(name.clone(), value.clone())?;
-    }
+    // The body goes out complete, its length set here; the tee reads the answer as text.
+    let mut header = upstream.request_header(request, path_and_query, |name| {
+        with_memory && name == http::header::ACCEPT_ENCODING
+    })?;
     header.insert_header(http::header::CONTENT_LENGTH, outgoing.body.len())?;
     if let Some(traceparent) = crate::telemetry::current_traceparent() {
         // The client's own, if any, is this span's parent: the gateway continues from here.
         header.insert_header("traceparent", traceparent)?;
     }
     if with_memory {
-        // The tee reads the answer as text.
         header.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
     }
     Ok(header)
@@ -537,7 +520,7 @@ async fn send_upstream<'u>(
             Metrics::inc(&state.metrics.upstream_errors_total);
             ctx.outcome = Outcome::ChatUpstreamError;
             tracing::warn!(error = %e, "upstream unreachable");
-            let error = ApiError::bad_gateway("the upstream gateway could not be reached");
+            let error = framing::upstream_error(&e);
             respond(session, request_id, &error).await?;
             Ok(None)
         }
@@ -551,18 +534,7 @@ fn response_header(
     request_id: &str,
     memory: Option<MemoryStatus>,
 ) -> Result<ResponseHeader> {
-    let mut header = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 2))?;
-    for (name, value) in upstream.headers.iter() {
-        if !is_hop_by_hop(name.as_str()) {
-            header.append_header(name.clone(), value.clone())?;
-        }
-    }
-    let http11 = client_version == http::Version::HTTP_11;
-    if http11 && header.headers.get(http::header::CONTENT_LENGTH).is_none() {
-        // Without a length the answer must be chunked: a close-delimited body would make a
-        // cut stream look complete to the client.
-        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-    }
+    let mut header = client_response_header(upstream, client_version, 2)?;
     if let Some(status) = memory {
         header.insert_header(MEMORY_STATUS_HEADER, status.header_value())?;
     }

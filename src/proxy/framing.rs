@@ -54,10 +54,19 @@ pub fn api_error_of(e: &Error, body_read: Duration) -> ApiError {
             "malformed_request",
             "the request body is malformed (bad chunked encoding, or shorter than its Content-Length)",
         ),
-        (_, ErrorSource::Upstream) => {
-            ApiError::bad_gateway("the upstream gateway failed to answer")
-        }
+        (_, ErrorSource::Upstream) => upstream_error(e),
         _ => ApiError::internal("the request could not be proxied"),
+    }
+}
+
+/// The answer for a gateway that could not be reached or did not answer in time, before any
+/// of its answer reached the client.
+pub fn upstream_error(e: &Error) -> ApiError {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            ApiError::gateway_timeout("the upstream gateway did not answer in time")
+        }
+        _ => ApiError::bad_gateway("the upstream gateway could not be reached"),
     }
 }
 
@@ -131,14 +140,14 @@ mod tests {
     }
 
     #[test]
-    fn client_faults_are_4xx() {
+    fn client_faults_are_4xx_and_the_gateways_5xx() {
         let body_read = Duration::from_secs(60);
         let mut timed_out = Error::new(ErrorType::ReadTimedout);
         timed_out.as_down();
         assert_eq!(api_error_of(&timed_out, body_read).status, 408);
         let mut upstream_slow = Error::new(ErrorType::ReadTimedout);
         upstream_slow.as_up();
-        assert_eq!(api_error_of(&upstream_slow, body_read).status, 502);
+        assert_eq!(api_error_of(&upstream_slow, body_read).status, 504);
         let mut bad_chunk = Error::new(ErrorType::new("InvalidChunk"));
         bad_chunk.as_down();
         assert_eq!(api_error_of(&bad_chunk, body_read).status, 400);

@@ -1,11 +1,14 @@
-//! The proxy listener (Pingora). Chat completions are intercepted by [`chat`]; every other
-//! request is proxied by Pingora untouched and streamed.
+//! The proxy listener (Pingora). Chat completions are intercepted by [`chat`]; requests
+//! without a body are forwarded by [`passthrough`]; everything else (bodies streamed both
+//! ways, upgrades) is proxied by Pingora's pipeline untouched. All three reach the gateway
+//! through [`upstream`]'s peer.
 //!
 //! Phases, for a request:
 //! - `early_request_filter`: the header is in; the client's deadlines move on to the body and
 //!   the keep-alive wait (see [`deadlines`]).
-//! - `request_filter`: a chat completion is handled here whole (see [`chat`] for why), and the
-//!   phases below do not run for it; anything else continues.
+//! - `request_filter`: a chat completion is handled here whole (see [`chat`] for why), and so
+//!   is a request without a body (see [`passthrough`]); the phases below do not run for them.
+//!   Anything else continues.
 //! - `upstream_peer`: the configured gateway.
 //! - `upstream_request_filter`: Host and path prefix of the gateway; nothing else changes.
 //! - `logging`: runs once at the end, errors included; a finished turn is written to the
@@ -14,6 +17,7 @@
 pub mod chat;
 pub mod deadlines;
 pub mod framing;
+pub mod passthrough;
 pub mod rewrite;
 pub mod route;
 pub mod tee;
@@ -87,6 +91,10 @@ impl ProxyHttp for MemgateProxy {
             return Ok(true);
         }
         match route::classify(session.req_header()) {
+            Route::Other if passthrough::is_bodiless(session.req_header()) => {
+                passthrough::forward(&self.upstream, session, ctx).await?;
+                Ok(true)
+            }
             Route::Other => Ok(false),
             route => {
                 chat::handle(&self.state, &self.upstream, session, ctx, route).await?;

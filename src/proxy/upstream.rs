@@ -91,23 +91,59 @@ impl Upstream {
         format!("{}{path_and_query}", self.base_path)
     }
 
-    /// Sends a request whose body is complete, and reads the gateway's response header. The
-    /// header and the body leave in one write. A kept-alive connection that the gateway closed
-    /// while it sat in the pool fails before the gateway has read anything, so the request is
-    /// sent again on another connection, as Pingora's own pipeline does for idempotent ones.
+    /// The client's request header as it goes to the gateway: its method and headers, the
+    /// path under `upstream.url`'s, this gateway's Host, less what belongs to the client's
+    /// connection (hop-by-hop headers, `Expect`, which memgate answers itself) and its length,
+    /// which the caller sets for the body it sends.
+    pub fn request_header(
+        &self,
+        client: &RequestHeader,
+        path_and_query: &str,
+        skip: impl Fn(&http::HeaderName) -> bool,
+    ) -> Result<RequestHeader> {
+        let path = self.path_for(path_and_query);
+        let mut header = RequestHeader::build(
+            client.method.clone(),
+            path.as_bytes(),
+            Some(client.headers.len() + 3),
+        )?;
+        header.insert_header(http::header::HOST, &self.authority)?;
+        for (name, value) in client.headers.iter() {
+            if is_hop_by_hop(name.as_str())
+                || name == http::header::HOST
+                || name == http::header::CONTENT_LENGTH
+                || name == http::header::EXPECT
+                || skip(name)
+            {
+                continue;
+            }
+            header.append_header(name.clone(), value.clone())?;
+        }
+        Ok(header)
+    }
+
+    /// Sends a request with its whole body (none: empty), and reads the gateway's response
+    /// header. A body leaves in the same write as the header. A kept-alive connection that the
+    /// gateway closed while it sat in the pool fails before the gateway has read anything, so
+    /// the request is sent again on another connection, as Pingora's own pipeline does for
+    /// idempotent ones.
     pub async fn send(&self, request: &RequestHeader, body: &[u8]) -> Result<UpstreamResponse<'_>> {
-        let mut wire = http_req_header_to_wire(request).ok_or_else(|| {
-            Error::explain(
-                ErrorType::InvalidHTTPHeader,
-                "request header cannot be sent",
-            )
-        })?;
-        wire.extend_from_slice(body);
-        let wire = wire.freeze();
+        let wire = if body.is_empty() {
+            None
+        } else {
+            let mut wire = http_req_header_to_wire(request).ok_or_else(|| {
+                Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "request header cannot be sent",
+                )
+            })?;
+            wire.extend_from_slice(body);
+            Some(wire.freeze())
+        };
         let mut attempt = 0;
         loop {
             let (http, reused) = self.connector.get_http_session(&self.peer).await?;
-            match self.exchange(http, &wire).await {
+            match self.exchange(http, request, wire.as_ref()).await {
                 Ok(http) => {
                     return Ok(UpstreamResponse {
                         upstream: self,
@@ -126,22 +162,44 @@ impl Upstream {
         }
     }
 
-    async fn exchange(&self, http: HttpSession, wire: &Bytes) -> Result<Http1Session> {
+    async fn exchange(
+        &self,
+        http: HttpSession,
+        request: &RequestHeader,
+        wire: Option<&Bytes>,
+    ) -> Result<Http1Session> {
         // The gateway is spoken to over HTTP/1 only (no ALPN is offered on the peer).
-        let HttpSession::H1(http) = http else {
+        let HttpSession::H1(mut http) = http else {
             return Error::e_explain(ErrorType::InternalError, "upstream session is not HTTP/1");
         };
-        let mut stream = http.into_inner();
-        let written = async {
-            stream.write_all(wire).await?;
-            stream.flush().await
-        };
-        if let Err(e) = written.await {
-            let mut error = Error::because(ErrorType::WriteError, "while sending the request", e);
-            error.retry = RetryType::ReusedOnly;
-            return Err(error);
+        match wire {
+            // The session knows the request (a HEAD's answer has no body).
+            None => {
+                http.write_request_header(Box::new(request.clone()))
+                    .await
+                    .map_err(|mut e| {
+                        e.retry = RetryType::ReusedOnly;
+                        e
+                    })?;
+            }
+            // Pingora's session flushes the header before the body: a write, and a wake-up
+            // of the gateway, more than needed. The wire form is Pingora's own.
+            Some(wire) => {
+                let mut stream = http.into_inner();
+                let written = async {
+                    stream.write_all(wire).await?;
+                    stream.flush().await
+                };
+                if let Err(e) = written.await {
+                    let mut error =
+                        Error::because(ErrorType::WriteError, "while sending the request", e);
+                    error.retry = RetryType::ReusedOnly;
+                    return Err(error);
+                }
+                http = Http1Session::new_with_options(stream, &self.peer);
+            }
         }
-        let mut http = Http1Session::new_with_options(stream, &self.peer);
+        http.read_timeout = self.peer.options.read_timeout;
         http.read_response().await?;
         // Informational answers (`100 Continue`, `103 Early Hints`) precede the real one.
         while http
@@ -153,6 +211,27 @@ impl Upstream {
         http.respect_keepalive();
         Ok(http)
     }
+}
+
+/// The header the client gets for the gateway's: the same, less its hop-by-hop headers.
+pub fn client_response_header(
+    upstream: &ResponseHeader,
+    client_version: http::Version,
+    extra: usize,
+) -> Result<ResponseHeader> {
+    let mut header = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + extra))?;
+    for (name, value) in upstream.headers.iter() {
+        if !is_hop_by_hop(name.as_str()) {
+            header.append_header(name.clone(), value.clone())?;
+        }
+    }
+    let http11 = client_version == http::Version::HTTP_11;
+    if http11 && header.headers.get(http::header::CONTENT_LENGTH).is_none() {
+        // Without a length the answer must be chunked: a close-delimited body would make a
+        // cut stream look complete to the client.
+        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(header)
 }
 
 /// The gateway's answer: its header, then its body chunk by chunk. Once the body is read to
