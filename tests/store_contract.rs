@@ -125,15 +125,14 @@ impl Backend {
         }
     }
 
-    /// Rows of the keyword index that name a session. SQLite keeps them in `facts_fts`, which
-    /// no foreign key ties to the facts (the store deletes them itself); Postgres keeps the
-    /// terms in the fact's own row.
+    /// Rows keyword search reads for a session: on both stores the facts themselves
+    /// (Postgres's generated `terms` column; SQLite's words are taken from the text).
     async fn keyword_index_rows(&self, session_id: i64) -> i64 {
-        let sql = match self.kind {
-            Kind::Sqlite => "SELECT COUNT(*) FROM facts_fts WHERE session_id = $1",
-            Kind::Postgres => "SELECT COUNT(*) FROM facts WHERE session_id = $1",
-        };
-        self.raw_i64s(sql, Some(session_id)).await[0]
+        self.raw_i64s(
+            "SELECT COUNT(*) FROM facts WHERE session_id = $1",
+            Some(session_id),
+        )
+        .await[0]
     }
 
     async fn session(&self, org: &str, memory_id: &str) -> Session {
@@ -936,6 +935,42 @@ async fn deleted_session_takes_everything_and_refuses_late_writes(b: Backend) {
 }
 
 // ---- facts ----
+
+both_stores!(keyword_search_stems_and_ranks_on_both_stores);
+/// Both stores stem English words (Snowball's stemmer, Postgres's `english` configuration)
+/// and rank a fact that says more of the query, more often, first.
+async fn keyword_search_stems_and_ranks_on_both_stores(b: Backend) {
+    let s = b.session("acme", "ranked").await;
+    let ids = b
+        .add_facts(
+            &s,
+            &[
+                ("The offices are in Lisbon", E1),
+                ("Nothing about that here at all", E2),
+                ("The Lisbon office runs the Lisbon team", E3),
+            ],
+        )
+        .await;
+    let (b, s) = (&b, &s);
+    let search = |terms: &[&str]| {
+        let terms: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
+        async move { found(b.keyword_search(s, &terms, 10, None).await.unwrap()) }
+    };
+    let offices: Vec<String> = search(&["office"])
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(offices.len(), 2, "{offices:?}");
+    assert!(!offices.contains(&ids[1]));
+    let lisbon = search(&["lisbon", "team"]).await;
+    assert_eq!(
+        lisbon.first().map(|(id, _)| id),
+        Some(&ids[2]),
+        "{lisbon:?}"
+    );
+    assert!(search(&["porto"]).await.is_empty());
+}
 
 both_stores!(fact_changes_write_history_and_keep_search_in_step);
 async fn fact_changes_write_history_and_keep_search_in_step(b: Backend) {

@@ -1,5 +1,5 @@
 //! Hybrid ranking: the session's facts nearest in meaning and those best matching the query's
-//! words (SQLite FTS5 bm25, Postgres full text), fused for every query: cosine plus a small
+//! words (SQLite: BM25 over the cached rows; Postgres full text), fused for every query: cosine plus a small
 //! share of the lexical score relative to the answer's best (so the two stores' lexical
 //! scales need not agree), plus, for questions about the present, a share for recency.
 //! Weighted reciprocal rank fusion is kept as the alternative the benchmark compares.

@@ -4,9 +4,7 @@
 use crate::domain::{now_ms, Fact, FactChange, FactHistoryEvent, KeywordMatch, Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::sessions::lock_live_session;
-use crate::store::sql::{
-    self, params, Conn, Dialect, FactText, FactWrite, Param, SqlRow, SqlStore,
-};
+use crate::store::sql::{self, params, Conn, Dialect, FactWrite, Param, SqlRow, SqlStore};
 use crate::store::FactStore;
 
 /// One row of a fact's history.
@@ -35,32 +33,10 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         limit: usize,
         fresh_since: Option<i64>,
     ) -> Result<Vec<KeywordMatch>, StoreError> {
-        let Some(expression) = D::keyword_expression(terms) else {
+        if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
-        };
-        let since = fresh_since.unwrap_or(i64::MIN);
-        let rows = self
-            .fetch_all(
-                D::KEYWORD_SEARCH,
-                params![
-                    &expression,
-                    &session.org_id,
-                    session.id,
-                    since,
-                    limit as i64
-                ],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeywordMatch {
-                    fact_id: r.text("id")?,
-                    text: r.text("text")?,
-                    updated_at: r.int("updated_at")?,
-                    score: r.real("score")?,
-                })
-            })
-            .collect()
+        }
+        D::keyword_search(self, session, terms, limit, fresh_since).await
     }
 
     async fn list_facts(
@@ -257,7 +233,6 @@ async fn add_fact<D: Dialect>(
         values,
     )
     .await?;
-    D::fact_text_changed(conn, session.id, &id, FactText::Added(text)).await?;
     let entry = HistoryEntry {
         fact_id: &id,
         event: "ADD",
@@ -297,7 +272,6 @@ async fn update_fact<D: Dialect>(
         values,
     )
     .await?;
-    D::fact_text_changed(conn, session.id, fact_id, FactText::Reworded(edit.text)).await?;
     let entry = HistoryEntry {
         fact_id,
         event: "UPDATE",
@@ -340,7 +314,6 @@ async fn forget_deleted<D: Dialect>(
 ) -> Result<u64, StoreError> {
     for row in deleted {
         let (id, text) = (row.text("id")?, row.text("text")?);
-        D::fact_text_changed(conn, session.id, &id, FactText::Deleted).await?;
         let entry = HistoryEntry {
             fact_id: &id,
             event: "DELETE",

@@ -186,7 +186,6 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         )
         .await?
         .int("n")?;
-        D::session_text_dropped(&mut tx, session_id).await?;
         // Facts, graph items, history and outbox rows go by ON DELETE CASCADE.
         D::execute(
             &mut tx,

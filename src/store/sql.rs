@@ -15,7 +15,7 @@ use sqlx::{Database, Pool, Transaction};
 use crate::domain::graph::{GraphItem, ScoredGraphItem};
 use crate::domain::outbox::OutboxEntry;
 use crate::domain::usage::UsageRow;
-use crate::domain::{Fact, FactHistoryEvent, Neighbour, Session, SessionStats};
+use crate::domain::{Fact, FactHistoryEvent, KeywordMatch, Neighbour, Session, SessionStats};
 use crate::error::StoreError;
 
 /// A value bound to a statement.
@@ -156,14 +156,6 @@ macro_rules! statements_through_bind {
 }
 pub(crate) use statements_through_bind;
 
-/// What happened to a fact's text, for [`Dialect::fact_text_changed`].
-#[derive(Clone, Copy, Debug)]
-pub enum FactText<'a> {
-    Added(&'a str),
-    Reworded(&'a str),
-    Deleted,
-}
-
 /// A fact as a committed write left it, for [`Dialect::facts_committed`].
 #[derive(Clone, Debug)]
 pub enum FactWrite<'a> {
@@ -205,9 +197,6 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
     /// As [`Self::CLAIM_OUTBOX`] for graph purges; returns
     /// `id, org_id, scope, edge_ids, entity_keys, attempts`.
     const CLAIM_GRAPH_PURGES: &'static str;
-    /// Facts matching a keyword expression: `$1` the expression, `$2` org, `$3` session,
-    /// `$4` written since, `$5` limit; returns `id, text`, best first.
-    const KEYWORD_SEARCH: &'static str;
     /// One process owns the store (SQLite), so at start every lease is a dead process's.
     const ONE_PROCESS_PER_STORE: bool;
     /// The end of the hint in [`StoreError::EmbeddingsChanged`].
@@ -237,30 +226,11 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
         pool: &Pool<Self::Db>,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send + '_;
 
-    /// The keyword expression [`Self::KEYWORD_SEARCH`] matches with, for terms that are
-    /// alphanumeric; `None` when there are none.
-    fn keyword_expression(terms: &[String]) -> Option<String>;
-
     /// `column IN (…)` over `values`, its placeholders numbered from `$first`, with the
     /// parameters to append.
     fn any_of<'a>(column: &str, first: usize, values: &'a [String]) -> (String, Vec<Param<'a>>);
 
     // ---- hooks: where one dialect does more than the other ----
-
-    /// A fact was added, reworded or deleted, inside the writing transaction: SQLite's FTS5
-    /// table follows by hand, Postgres's column is generated.
-    fn fact_text_changed<'c>(
-        conn: &'c mut Conn<Self>,
-        session_id: i64,
-        fact_id: &'c str,
-        change: FactText<'c>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
-
-    /// A session is about to be deleted: what no foreign key cascades to goes first.
-    fn session_text_dropped(
-        conn: &mut Conn<Self>,
-        session_id: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
 
     /// The session gained `added` facts (negative: lost), inside the writing transaction,
     /// which holds the session row's lock (Postgres keeps the count on that row).
@@ -305,6 +275,16 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
         k: usize,
         fresh_since: Option<i64>,
     ) -> impl Future<Output = Result<Vec<Neighbour>, StoreError>> + Send + 'a;
+
+    /// See [`crate::store::FactStore::keyword_search`]; `terms` is not empty and `limit` is
+    /// not 0.
+    fn keyword_search<'a>(
+        store: &'a SqlStore<Self>,
+        session: &'a Session,
+        terms: &'a [String],
+        limit: usize,
+        fresh_since: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<KeywordMatch>, StoreError>> + Send + 'a;
 
     /// See [`crate::store::GraphItemStore::nearest_graph_items`]; `kinds` (their names) is
     /// not empty and `k` is not 0.

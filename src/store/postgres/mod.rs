@@ -18,10 +18,10 @@ use sqlx::{Pool, Postgres, Row, Transaction};
 
 use crate::config::StorageConfig;
 use crate::domain::graph::ScoredGraphItem;
-use crate::domain::{Neighbour, Session};
+use crate::domain::{KeywordMatch, Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::sql::{
-    self, params, Dialect, FactText, FactWrite, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
+    self, params, Dialect, FactWrite, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
 };
 
 pub type PostgresStore = SqlStore<PostgresDialect>;
@@ -178,14 +178,6 @@ impl Dialect for PostgresDialect {
          RETURNING id, org_id, scope, edge_ids, entity_keys, CAST(attempts AS BIGINT) AS attempts";
     const ONE_PROCESS_PER_STORE: bool = false;
     const NEW_STORE: &'static str = "a new database";
-    /// Postgres full text, English stemming, best `ts_rank_cd` first.
-    const KEYWORD_SEARCH: &'static str =
-        "SELECT id, text, updated_at, CAST(ts_rank_cd(terms, q) AS DOUBLE PRECISION) AS score
-         FROM facts, to_tsquery('english', $1) AS q
-         WHERE org_id = $2 AND session_id = $3 AND updated_at >= $4 AND terms @@ q
-         ORDER BY ts_rank_cd(terms, q) DESC, id
-         LIMIT $5";
-
     sql::statements_through_bind!();
 
     async fn begin_write(
@@ -194,35 +186,11 @@ impl Dialect for PostgresDialect {
         Ok(pool.begin().await?)
     }
 
-    /// Terms are alphanumeric only (`memory::query::keyword_terms`), so they carry no
-    /// tsquery syntax.
-    fn keyword_expression(terms: &[String]) -> Option<String> {
-        (!terms.is_empty()).then(|| terms.join(" | "))
-    }
-
     fn any_of<'a>(column: &str, first: usize, values: &'a [String]) -> (String, Vec<Param<'a>>) {
         (
             format!("{column} = ANY(${first})"),
             vec![Param::Texts(values)],
         )
-    }
-
-    async fn fact_text_changed<'c>(
-        _conn: &'c mut PgConnection,
-        _session_id: i64,
-        _fact_id: &'c str,
-        _change: FactText<'c>,
-    ) -> Result<(), StoreError> {
-        // `facts.terms` is a generated column.
-        Ok(())
-    }
-
-    async fn session_text_dropped(
-        _conn: &mut PgConnection,
-        _session_id: i64,
-    ) -> Result<(), StoreError> {
-        // Everything cascades.
-        Ok(())
     }
 
     /// Keeps `sessions.fact_count` true, inside the writing transaction.
@@ -275,6 +243,47 @@ impl Dialect for PostgresDialect {
         )
         .await
         .map(drop)
+    }
+
+    /// Postgres full text (the generated `terms` column, English stemming, GIN index), best
+    /// `ts_rank_cd` first. Terms are alphanumeric only (`memory::query::keyword_terms`), so
+    /// they carry no tsquery syntax.
+    async fn keyword_search<'a>(
+        store: &'a PostgresStore,
+        session: &'a Session,
+        terms: &'a [String],
+        limit: usize,
+        fresh_since: Option<i64>,
+    ) -> Result<Vec<KeywordMatch>, StoreError> {
+        let since = fresh_since.unwrap_or(i64::MIN);
+        let expression = terms.join(" | ");
+        let rows = store
+            .fetch_all(
+                "SELECT id, text, updated_at,
+                        CAST(ts_rank_cd(terms, q) AS DOUBLE PRECISION) AS score
+                 FROM facts, to_tsquery('english', $1) AS q
+                 WHERE org_id = $2 AND session_id = $3 AND updated_at >= $4 AND terms @@ q
+                 ORDER BY ts_rank_cd(terms, q) DESC, id
+                 LIMIT $5",
+                params![
+                    &expression,
+                    &session.org_id,
+                    session.id,
+                    since,
+                    limit as i64
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeywordMatch {
+                    fact_id: r.text("id")?,
+                    text: r.text("text")?,
+                    updated_at: r.int("updated_at")?,
+                    score: r.real("score")?,
+                })
+            })
+            .collect()
     }
 
     /// A session below the HNSW threshold is searched exactly (its rows by the btree, then

@@ -1,7 +1,9 @@
-//! The embedded store: one SQLite file (WAL), FTS5 for keywords, vectors as little-endian f32
-//! blobs searched exactly in Rust over vectors cached between searches. What is SQLite's own
-//! is here; the statements it shares with Postgres are in the store's capability files.
+//! The embedded store: one SQLite file (WAL), vectors as little-endian f32 blobs searched
+//! exactly in Rust over rows cached between searches, keywords by BM25 over the same rows.
+//! What is SQLite's own is here; the statements it shares with Postgres are in the store's
+//! capability files.
 
+mod lexical;
 mod vector_cache;
 
 use std::str::FromStr;
@@ -16,11 +18,11 @@ use sqlx::sqlite::{
 use sqlx::{Pool, Row, Sqlite, Transaction};
 
 use crate::domain::graph::ScoredGraphItem;
-use crate::domain::{Neighbour, Session};
+use crate::domain::{KeywordMatch, Neighbour, Session};
 use crate::error::StoreError;
 use crate::store::graph_items::graph_item_vector;
 use crate::store::sql::{
-    self, params, Dialect, FactText, FactWrite, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
+    self, params, Dialect, FactWrite, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS,
 };
 use crate::vector;
 use vector_cache::{SessionVectors, VectorCache};
@@ -48,6 +50,8 @@ pub struct StoredVector {
     pub embedding: Vec<f32>,
     /// The embedding's length, so a search computes one dot product per fact.
     pub norm: f32,
+    /// Its words, for keyword search.
+    pub terms: lexical::RowTerms,
 }
 
 impl StoredVector {
@@ -60,6 +64,7 @@ impl StoredVector {
     ) -> Self {
         Self {
             norm: vector::norm(&embedding),
+            terms: lexical::RowTerms::of(&text),
             org_id,
             fact_id,
             text,
@@ -220,31 +225,11 @@ impl Dialect for SqliteDialect {
          RETURNING id, org_id, scope, edge_ids, entity_keys, attempts";
     const ONE_PROCESS_PER_STORE: bool = true;
     const NEW_STORE: &'static str = "a new database file";
-    /// FTS5, best BM25 first. Ranked in the FTS table before the join: a fact's row holds
-    /// its vector ahead of `updated_at`, so joining every match (a common word matches most
-    /// of a session) read every vector, 6 MB a query in a 1,000-fact session of 1536-dim
-    /// vectors. The best five times the limit are joined; the org and TTL filters then apply.
-    const KEYWORD_SEARCH: &'static str = "SELECT f.id AS id, f.text AS text,
-                f.updated_at AS updated_at, best.score AS score
-         FROM (SELECT fact_id, -bm25(facts_fts) AS score FROM facts_fts
-               WHERE facts_fts MATCH $1 AND session_id = $3
-               ORDER BY bm25(facts_fts) LIMIT $5 * 5) best
-         JOIN facts f ON f.id = best.fact_id
-         WHERE f.org_id = $2 AND f.session_id = $3 AND f.updated_at >= $4
-         ORDER BY best.score DESC
-         LIMIT $5";
 
     sql::statements_through_bind!();
 
     async fn begin_write(pool: &Pool<Sqlite>) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(pool.begin_with(WRITE_TRANSACTION).await?)
-    }
-
-    /// An FTS5 MATCH expression: every term quoted, OR-ed. Terms are alphanumeric
-    /// (`memory::query::keyword_terms`), so quoting is all they need.
-    fn keyword_expression(terms: &[String]) -> Option<String> {
-        let quoted: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
-        (!quoted.is_empty()).then(|| quoted.join(" OR "))
     }
 
     fn any_of<'a>(column: &str, first: usize, values: &'a [String]) -> (String, Vec<Param<'a>>) {
@@ -256,45 +241,6 @@ impl Dialect for SqliteDialect {
             format!("{column} IN ({placeholders})"),
             values.iter().map(Param::from).collect(),
         )
-    }
-
-    async fn fact_text_changed<'c>(
-        conn: &'c mut SqliteConnection,
-        session_id: i64,
-        fact_id: &'c str,
-        change: FactText<'c>,
-    ) -> Result<(), StoreError> {
-        // A lookup by `fact_id` scans the FTS table (its columns other than `text` are not
-        // indexed), so an added fact only inserts.
-        let (sql, params) = match change {
-            FactText::Added(text) => (
-                "INSERT INTO facts_fts (text, fact_id, session_id) VALUES ($1, $2, $3)",
-                params![text, fact_id, session_id],
-            ),
-            FactText::Reworded(text) => (
-                "UPDATE facts_fts SET text = $1 WHERE fact_id = $2 AND session_id = $3",
-                params![text, fact_id, session_id],
-            ),
-            FactText::Deleted => (
-                "DELETE FROM facts_fts WHERE fact_id = $1 AND session_id = $2",
-                params![fact_id, session_id],
-            ),
-        };
-        Self::execute(conn, sql, params).await.map(drop)
-    }
-
-    async fn session_text_dropped(
-        conn: &mut SqliteConnection,
-        session_id: i64,
-    ) -> Result<(), StoreError> {
-        // The FTS table has no foreign key to cascade through.
-        Self::execute(
-            conn,
-            "DELETE FROM facts_fts WHERE session_id = $1",
-            params![session_id],
-        )
-        .await
-        .map(drop)
     }
 
     async fn facts_written<'c>(
@@ -333,6 +279,19 @@ impl Dialect for SqliteDialect {
     async fn index_vectors(_conn: &mut SqliteConnection) -> Result<(), StoreError> {
         // Searched exactly in Rust.
         Ok(())
+    }
+
+    /// BM25 over the session's rows, the ones [`Self::nearest`] searches (see `lexical.rs`).
+    async fn keyword_search<'a>(
+        store: &'a SqliteStore,
+        session: &'a Session,
+        terms: &'a [String],
+        limit: usize,
+        fresh_since: Option<i64>,
+    ) -> Result<Vec<KeywordMatch>, StoreError> {
+        let session_vectors = Self::session_vectors(store, &session.org_id, session.id).await?;
+        let since = fresh_since.unwrap_or(i64::MIN);
+        Ok(session_vectors.read(|all| lexical::search(all, terms, since, limit)))
     }
 
     /// Exact, over the cached vectors.
@@ -417,16 +376,6 @@ fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fts_expression_quotes_every_term() {
-        let terms = ["team".to_string(), "near".into(), "singapore".into()];
-        assert_eq!(
-            SqliteDialect::keyword_expression(&terms).unwrap(),
-            "\"team\" OR \"near\" OR \"singapore\""
-        );
-        assert!(SqliteDialect::keyword_expression(&[]).is_none());
-    }
 
     #[test]
     fn parent_dir_of_sqlite_urls() {
