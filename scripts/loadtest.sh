@@ -173,6 +173,10 @@ for port in "$MOCK_PORT" "$NGINX_PORT"; do
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
+# First, while nothing else runs: the memory_store leg leaves turns for the worker to ingest.
+TTFB_COUNT="${TTFB_COUNT:-400}"
+ttfb() { python3 benches/load/ttfb.py "127.0.0.1:$1" /v1/chat/completions "$STREAM" "$TTFB_COUNT" sk-load; }
+TTFB_DIRECT=$(ttfb "$MOCK_PORT"); TTFB_NGINX=$(ttfb "$NGINX_PORT"); TTFB_MEMGATE=$(ttfb "$PROXY_PORT")
 # PERF_OUT=file records a CPU profile of memgate during the memory runs (perf report -i file).
 if [ -n "${PERF_OUT:-}" ]; then
   perf record -F 999 -g -p "$MG_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
@@ -190,9 +194,6 @@ for ROUND in $(seq 0 $((ROUNDS - 1))); do
   run memory_store "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY_STORE"
 done
 if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
-TTFB_COUNT="${TTFB_COUNT:-400}"
-ttfb() { python3 benches/load/ttfb.py "127.0.0.1:$1" /v1/chat/completions "$STREAM" "$TTFB_COUNT" sk-load; }
-TTFB_DIRECT=$(ttfb "$MOCK_PORT"); TTFB_NGINX=$(ttfb "$NGINX_PORT"); TTFB_MEMGATE=$(ttfb "$PROXY_PORT")
 
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
