@@ -536,3 +536,31 @@ async fn slow_retrieval_is_cut_at_the_budget() {
         "Echo: What did we decide?"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_request_asks_the_gateway_for_plain_text_and_others_keep_their_encoding() {
+    let (mock, mg) = setup().await;
+    mg.create_session(ACME_ADMIN, "user-erin").await;
+    for (memory, wanted) in [(Some("user-erin"), "identity"), (None, "gzip, br")] {
+        mock.clear();
+        let response = mg
+            .chat_with_headers(
+                ACME_MEMBER,
+                &[("accept-encoding", "gzip, br")],
+                user_chat(memory, "What is the weather like?", false),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        let sent = mock.chat_requests();
+        assert_eq!(sent.len(), 1);
+        // One value: the client's is replaced, not joined by a second one.
+        let values: Vec<&str> = sent[0]
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "accept-encoding")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(values, [wanted], "memory: {memory:?}");
+    }
+}

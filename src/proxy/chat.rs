@@ -488,23 +488,23 @@ fn upstream_request(
         .path_and_query
         .as_deref()
         .unwrap_or_else(|| request.uri.path_and_query().map_or("/", |p| p.as_str()));
-    // The body goes out complete, its length set here; the tee reads the answer as text.
-    let mut header = upstream.request_header(request, path_and_query, |name| {
-        with_memory && name == http::header::ACCEPT_ENCODING
-    })?;
+    let mut header = upstream.request_header(request, path_and_query)?;
+    // The body goes out complete, with its length.
     header.insert_header(http::header::CONTENT_LENGTH, outgoing.body.len())?;
     if let Some(traceparent) = crate::telemetry::current_traceparent() {
         // The client's own, if any, is this span's parent: the gateway continues from here.
         header.insert_header("traceparent", traceparent)?;
     }
     if with_memory {
+        // The tee reads the answer as text.
         header.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
     }
     Ok(header)
 }
 
 /// The gateway's answer (its header; the body is still to come), or `None` when the gateway
-/// could not be reached or gave no answer, the client then having had a 502 from here.
+/// could not be reached or gave no answer in time, the client then having had a 502 or 504
+/// from here.
 async fn send_upstream<'u>(
     state: &AppState,
     upstream: &'u Upstream,

@@ -37,7 +37,7 @@ pub async fn forward(
 ) -> Result<()> {
     let client = session.req_header();
     let path_and_query = client.uri.path_and_query().map_or("/", |p| p.as_str());
-    let request = upstream.request_header(client, path_and_query, |_| false)?;
+    let request = upstream.request_header(client, path_and_query)?;
     let mut response = match upstream.send(&request, &[]).await {
         Ok(response) => response,
         Err(e) => {

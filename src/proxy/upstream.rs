@@ -94,12 +94,12 @@ impl Upstream {
     /// The client's request header as it goes to the gateway: its method and headers, the
     /// path under `upstream.url`'s, this gateway's Host, less what belongs to the client's
     /// connection (hop-by-hop headers, `Expect`, which memgate answers itself) and its length,
-    /// which the caller sets for the body it sends.
+    /// which the caller sets for the body it sends. A caller's `insert_header` replaces any
+    /// header copied here.
     pub fn request_header(
         &self,
         client: &RequestHeader,
         path_and_query: &str,
-        skip: impl Fn(&http::HeaderName) -> bool,
     ) -> Result<RequestHeader> {
         let path = self.path_for(path_and_query);
         let mut header = RequestHeader::build(
@@ -113,7 +113,6 @@ impl Upstream {
                 || name == http::header::HOST
                 || name == http::header::CONTENT_LENGTH
                 || name == http::header::EXPECT
-                || skip(name)
             {
                 continue;
             }
