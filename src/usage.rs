@@ -96,20 +96,27 @@ impl UsageWriter {
             let mut batch = Vec::with_capacity(BATCH);
             while self.rx.recv_many(&mut batch, BATCH).await > 0 {
                 // Events come one per request; writing each alone costs the store a
-                // transaction per request (and, on SQLite, every reader its page cache).
-                let linger = tokio::time::Instant::now() + LINGER;
-                while batch.len() < BATCH {
-                    let room = BATCH - batch.len();
-                    let more = tokio::time::timeout_at(linger, self.rx.recv_many(&mut batch, room));
-                    match more.await {
-                        Ok(n) if n > 0 => {}
-                        _ => break,
+                // transaction per request (and, on SQLite, every reader its page cache). The
+                // writer sleeps instead of waiting on the channel, so only the first event of
+                // a batch wakes it: a wake-up per event is a cross-thread signal on the
+                // proxy's hot path.
+                tokio::time::sleep(LINGER).await;
+                loop {
+                    while batch.len() < BATCH {
+                        match self.rx.try_recv() {
+                            Ok(event) => batch.push(event),
+                            Err(_) => break,
+                        }
+                    }
+                    let full = batch.len() == BATCH;
+                    if let Err(e) = self.store.record_usage(&batch).await {
+                        tracing::error!(error = %e, lost = batch.len(), "cannot record platform spend");
+                    }
+                    batch.clear();
+                    if !full {
+                        break;
                     }
                 }
-                if let Err(e) = self.store.record_usage(&batch).await {
-                    tracing::error!(error = %e, lost = batch.len(), "cannot record platform spend");
-                }
-                batch.clear();
             }
         })
     }
