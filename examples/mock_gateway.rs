@@ -1,8 +1,8 @@
 //! A deterministic OpenAI-compatible gateway for tests, benchmarks and demos: no LLM is
 //! reachable where memgate is built, so this stands in for LiteLLM & co.
 //!
-//! - `POST /v1/embeddings`: hashed bag-of-words vectors, so texts sharing words land near each
-//!   other.
+//! - `POST /v1/embeddings`: hashed bag-of-words vectors (as floats, or base64 when asked), so
+//!   texts sharing words land near each other.
 //! - `POST /v1/chat/completions`: memgate's extraction calls get `{"facts": [...]}` (the user's
 //!   statements), its memory-update calls get `{"memory": [...]}`; any other request gets
 //!   `Echo: <last user message>`, as JSON or as an SSE stream.
@@ -28,6 +28,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -63,6 +65,7 @@ struct MockState {
     requests: Mutex<Vec<RecordedRequest>>,
     counter: AtomicU64,
     embeddings_failing: AtomicBool,
+    base64_refused: AtomicBool,
     internal_failing: AtomicBool,
     answers_malformed: AtomicBool,
     embeddings_delay_ms: AtomicU64,
@@ -144,6 +147,12 @@ impl MockGateway {
             .store(failing, Ordering::Relaxed);
     }
 
+    /// Makes `/v1/embeddings` refuse `encoding_format: "base64"` with 400, as a gateway in
+    /// front of a provider without it may.
+    pub fn set_base64_embeddings_refused(&self, refused: bool) {
+        self.state.base64_refused.store(refused, Ordering::Relaxed);
+    }
+
     /// Makes `/v1/embeddings` answer 503, to test what memgate does when retrieval breaks.
     pub fn set_embeddings_failing(&self, failing: bool) {
         self.state
@@ -218,7 +227,16 @@ async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Respon
             if state.embeddings_failing.load(Ordering::Relaxed) {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "embeddings are down");
             }
-            with_json(&body, embeddings)
+            let refused = state.base64_refused.load(Ordering::Relaxed);
+            with_json(&body, |request| {
+                if refused && request["encoding_format"] == "base64" {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "base64 embeddings are not supported",
+                    );
+                }
+                embeddings(request)
+            })
         }
         (Method::POST, "/chat/completions") => {
             let internal = parts.headers.contains_key("x-memgate-purpose");
@@ -354,11 +372,31 @@ fn embeddings(request: &Value) -> Response {
     let dims = request["dimensions"]
         .as_u64()
         .map_or(1536, |d| d.clamp(1, 16_000) as usize);
+    let base64 = match request["encoding_format"].as_str() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`encoding_format` must be float or base64",
+            )
+        }
+    };
     let words: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": embed(t, dims)}))
+        .map(|(i, t)| {
+            let vector = embed(t, dims);
+            // As OpenAI answers `encoding_format: "base64"`: the little-endian f32 bytes.
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(BASE64.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     axum::Json(json!({
         "object": "list",

@@ -182,3 +182,83 @@ async fn internal_calls_are_accounted_as_platform_spend_of_the_org() {
     });
     assert!(tagged);
 }
+
+/// Embeddings are asked for as base64; a gateway that refuses it is asked for floats, and
+/// from then on only floats, with the same facts found either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_fall_back_to_floats_when_the_gateway_refuses_base64() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start(&mock.url()).await;
+    mg.create_session(ACME_ADMIN, "encodings").await;
+    let add = |text: &str| json!({"memory_id": "encodings", "messages": [{"role": "user", "content": text}]});
+    let search = |query: &str| json!({"memory_id": "encodings", "query": query});
+    let (status, added) = mg
+        .api(
+            "POST",
+            Some(ACME_ADMIN),
+            "/memory/session/add",
+            Some(add("My team is in Singapore.")),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    let (_, found) = mg
+        .api(
+            "POST",
+            Some(ACME_ADMIN),
+            "/memory/session/search",
+            Some(search("Where is my team?")),
+        )
+        .await;
+    assert_eq!(
+        found["results"][0]["text"], "My team is in Singapore",
+        "{found}"
+    );
+
+    mock.set_base64_embeddings_refused(true);
+    let asked_before = encodings_asked(&mock).len();
+    let (status, added) = mg
+        .api(
+            "POST",
+            Some(ACME_ADMIN),
+            "/memory/session/add",
+            Some(add("My cat is called Miso.")),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}\n{}", mg.log());
+    let (_, found) = mg
+        .api(
+            "POST",
+            Some(ACME_ADMIN),
+            "/memory/session/search",
+            Some(search("What is my cat called?")),
+        )
+        .await;
+    assert_eq!(
+        found["results"][0]["text"], "My cat is called Miso",
+        "{found}"
+    );
+
+    let asked = encodings_asked(&mock);
+    assert!(
+        asked[..asked_before].iter().all(|e| e == "base64"),
+        "{asked:?}"
+    );
+    assert_eq!(
+        asked[asked_before..],
+        ["base64", "float", "float"],
+        "one refusal, then floats only: {asked:?}"
+    );
+}
+
+fn encodings_asked(mock: &MockGateway) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/embeddings"))
+        .map(|r| {
+            r.body_json()["encoding_format"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}

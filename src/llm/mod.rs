@@ -4,6 +4,8 @@
 
 pub mod prompts;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -31,6 +33,9 @@ pub struct LlmClient {
     extraction_model: String,
     max_retries: u32,
     usage: UsageSink,
+    /// Set once the gateway has refused a base64 embeddings request and taken a float one;
+    /// shared by the clones.
+    floats_only: Arc<AtomicBool>,
 }
 
 impl LlmClient {
@@ -71,6 +76,7 @@ impl LlmClient {
             extraction_model: config.extraction.model.clone(),
             max_retries: config.extraction.max_retries,
             usage,
+            floats_only: Arc::default(),
         })
     }
 
@@ -83,13 +89,36 @@ impl LlmClient {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let body = json!({
-            "model": self.embedding_model,
-            "input": texts,
-            "dimensions": self.dimensions,
-            "encoding_format": "float",
-        });
-        let answer: EmbeddingAnswer = self.post(scope, purpose, "/v1/embeddings", &body).await?;
+        let request = |encoding: &str| {
+            json!({
+                "model": self.embedding_model,
+                "input": texts,
+                "dimensions": self.dimensions,
+                "encoding_format": encoding,
+            })
+        };
+        let answer: EmbeddingAnswer = if self.floats_only.load(Ordering::Relaxed) {
+            self.post(scope, purpose, "/v1/embeddings", &request("float"))
+                .await?
+        } else {
+            let asked = self
+                .post(scope, purpose, "/v1/embeddings", &request("base64"))
+                .await;
+            match asked {
+                Err(LlmError::Status { status, body }) if matches!(status, 400 | 422) => {
+                    let floats = self
+                        .post(scope, purpose, "/v1/embeddings", &request("float"))
+                        .await
+                        .map_err(|_| LlmError::Status { status, body })?;
+                    tracing::warn!(
+                        "the gateway refuses base64 embeddings; asking for floats from now on"
+                    );
+                    self.floats_only.store(true, Ordering::Relaxed);
+                    floats
+                }
+                other => other?,
+            }
+        };
         self.record_usage(
             scope,
             purpose,
@@ -100,7 +129,7 @@ impl LlmClient {
             .data
             .into_iter()
             .enumerate()
-            .map(|(i, row)| (row.index.unwrap_or(i), row.embedding))
+            .map(|(i, row)| (row.index.unwrap_or(i), row.embedding.0))
             .collect();
         rows.sort_by_key(|r| r.0);
         if rows.len() != texts.len() {
@@ -229,7 +258,58 @@ struct EmbeddingAnswer {
 struct EmbeddingRow {
     #[serde(default)]
     index: Option<usize>,
-    embedding: Vec<f32>,
+    embedding: Embedding,
+}
+
+/// A vector as a JSON array of numbers, or as base64 of its little-endian f32s, which is what
+/// memgate asks for (as OpenAI's own SDKs do): a quarter of the bytes, and no decimal numbers
+/// to parse on the retrieval path. Gateways that answer floats anyway are read as well.
+struct Embedding(Vec<f32>);
+
+impl<'de> Deserialize<'de> for Embedding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Vec<f32>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of numbers or a base64 string of little-endian f32s")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut vector = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(x) = seq.next_element::<f32>()? {
+                    vector.push(x);
+                }
+                Ok(vector)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, encoded: &str) -> Result<Self::Value, E> {
+                decode_base64_f32(encoded).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Either).map(Embedding)
+    }
+}
+
+fn decode_base64_f32(encoded: &str) -> Result<Vec<f32>, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("embedding is not base64: {e}"))?;
+    if bytes.len() % 4 != 0 {
+        return Err(format!(
+            "base64 embedding of {} bytes is not a whole number of f32s",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 #[derive(Deserialize, Default)]
@@ -252,7 +332,31 @@ fn strip_code_fence(content: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_code_fence;
+    use super::{strip_code_fence, EmbeddingRow};
+
+    #[test]
+    fn embeddings_are_read_as_floats_or_base64() {
+        let floats: EmbeddingRow =
+            serde_json::from_str(r#"{"index":0,"embedding":[0.5,-1.25,3e-2]}"#).unwrap();
+        // The same three f32s, little-endian, base64.
+        let bytes: Vec<u8> = [0.5f32, -1.25, 3e-2]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let base64: EmbeddingRow =
+            serde_json::from_str(&format!(r#"{{"embedding":"{encoded}"}}"#)).unwrap();
+        assert_eq!(floats.embedding.0, vec![0.5, -1.25, 3e-2]);
+        assert_eq!(base64.embedding.0, floats.embedding.0);
+        for bad in [
+            r#"{"embedding":"not base64!"}"#,
+            r#"{"embedding":"AAAA"}"#,
+            r#"{"embedding":7}"#,
+        ] {
+            assert!(serde_json::from_str::<EmbeddingRow>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn code_fences_are_stripped() {
