@@ -4,13 +4,14 @@
 # one worker as memgate's proxy has one thread here) in front of it:
 #   get_*       GET /v1/models: direct, through nginx, through memgate (Pingora pass-through)
 #   chat_*      a chat completion without memory_id: direct, through nginx, through memgate
-#   embed_direct  the embedding call memgate makes for a query, straight to the mock: the
-#               round trip the memory leg cannot avoid with gateway embeddings
+#   embed_direct  the embedding call memgate makes for a query (base64, as memgate asks), straight
+#               to the mock: the round trip the memory leg cannot avoid with gateway embeddings
 #   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
 #               turn is not stored, so every request sees the same session). Every request
 #               asks a different question, so no query vector comes from the cache.
 #   memory_store  the same with the turn stored: its outbox write happens before the last
-#               bytes of the answer are sent (a question, so the session gains no facts)
+#               bytes of the answer are sent (a question, so the session gains no facts); run
+#               after the other legs, as the worker ingests its turns for a while afterwards
 #   ttfb_*      a streamed chat completion, one request at a time: time to its first event,
 #               direct, through nginx and through memgate (benches/load/ttfb.py)
 # Usage: scripts/loadtest.sh [seconds per run, default 10] [connections, default 8]
@@ -161,17 +162,34 @@ MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"mess
 MEMORY_STORE='{"model":"mock-model","memory_id":"user-load","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
 ROUNDS="${ROUNDS:-3}"
+# CPU time (user + system, in clock ticks) of the process a leg is served by, over its run:
+# on this kind of machine steadier than latency. The proxy legs count the proxy's alone.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+serving_pid() { # leg
+  case $1 in
+    *_nginx) echo "$NGINX_WORKER" ;;
+    *_direct) echo "$MOCK_PID" ;;
+    *) echo "$MG_PID" ;;
+  esac
+}
+measured() { # name command...
+  local name=$1 pid before; shift
+  pid=$(serving_pid "$name"); before=$(ticks "$pid")
+  "$@" >"$WORK/$name.$ROUND.txt"
+  echo $(( $(ticks "$pid") - before )) >"$WORK/$name.$ROUND.cpu"
+}
 run_get() { # name url
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$WORK/$1.$ROUND.txt"
+  measured "$1" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2"
 }
 run() { # name url body
-  BODY="$3" KEY=sk-load wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat_varied.lua "$2" >"$WORK/$1.$ROUND.txt"
+  BODY="$3" KEY=sk-load measured "$1" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/chat_varied.lua "$2"
 }
-EMBED='{"model":"text-embedding-3-small","input":["What did Elif do with project Atlas{n}?"],"dimensions":1536,"encoding_format":"float"}'
+EMBED='{"model":"text-embedding-3-small","input":["What did Elif do with project Atlas{n}?"],"dimensions":1536,"encoding_format":"base64"}'
 STREAM='{"model":"mock-model","stream":true,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"What did Elif do with project Atlas?"}]}'
 for port in "$MOCK_PORT" "$NGINX_PORT"; do
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break; sleep 0.1; done
 done
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 
 # First, while nothing else runs: the memory_store leg leaves turns for the worker to ingest.
 TTFB_COUNT="${TTFB_COUNT:-400}"
@@ -191,6 +209,10 @@ for ROUND in $(seq 0 $((ROUNDS - 1))); do
   run chat_memgate "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
   run embed_direct "http://127.0.0.1:$MOCK_PORT/v1/embeddings" "$EMBED"
   run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
+done
+# Last, as each stored turn leaves the worker ingesting it after the run: interleaved with the
+# legs above, that work would be measured in theirs.
+for ROUND in $(seq 0 $((ROUNDS - 1))); do
   run memory_store "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY_STORE"
 done
 if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
@@ -198,7 +220,7 @@ if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true;
 injected=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_context_injected_total/ {print $2}')
 degraded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^memgate_retrieval_degraded_total/ {print $2}')
 echo "machine: $(nproc) cores, $(uname -srm); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, $ROUNDS rounds (medians over them), loopback; store: ${STORE:-sqlite}; embeddings: $EMBEDDINGS; session: $STORED facts"
-python3 benches/load/summarise.py "$WORK" "$ROUNDS"
+python3 benches/load/summarise.py "$WORK" "$ROUNDS" "$(getconf CLK_TCK)"
 echo "memory run: context injected $injected times, degraded $degraded times"
 printf "streamed chat, time to first event over %s requests one at a time (median / p90 ms): direct %s / %s, nginx %s / %s, memgate %s / %s; memgate over direct: %+.3f ms (%.2fx)\n" \
   "$TTFB_COUNT" $TTFB_DIRECT $TTFB_NGINX $TTFB_MEMGATE \
