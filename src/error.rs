@@ -33,6 +33,9 @@ impl StoreError {
 pub enum LlmError {
     #[error("upstream request failed: {0}")]
     Transport(#[from] reqwest::Error),
+    /// The same, over Pingora's client (query embeddings).
+    #[error("upstream request failed: {0}")]
+    Connection(String),
     #[error("upstream answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("upstream answer is not what was asked for: {0}")]

@@ -21,6 +21,7 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;
 pub mod usage;
 pub mod vector;
 pub mod worker;

@@ -11,9 +11,9 @@ use pingora::services::listening::Service;
 use crate::app::{AppState, StartError};
 use crate::config::Config;
 use crate::proxy::deadlines::DeadlineApp;
-use crate::proxy::upstream::Upstream;
 use crate::proxy::MemgateProxy;
 use crate::shutdown::DrainOnTerm;
+use crate::upstream::Upstream;
 
 /// After the grace period, how long Pingora's runtimes get to stop before they are dropped.
 const SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["memory"],
     &["embed"],
     &["llm"],
+    &["upstream"],
     &["metrics"],
     &["usage"],
     &["store"],

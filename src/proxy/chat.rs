@@ -30,9 +30,9 @@ use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
 use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
 use crate::proxy::turn_store;
-use crate::proxy::upstream::{client_response_header, Upstream, UpstreamResponse};
 use crate::proxy::RequestCtx;
 use crate::store::SessionStore;
+use crate::upstream::{client_response_header, Upstream, UpstreamResponse};
 
 /// Response header saying what memory did for this request.
 pub const MEMORY_STATUS_HEADER: &str = "x-memgate-memory";

@@ -1,7 +1,7 @@
 //! The proxy listener (Pingora). Chat completions are intercepted by [`chat`]; requests
 //! without a body are forwarded by [`passthrough`]; everything else (bodies streamed both
 //! ways, upgrades) is proxied by Pingora's pipeline untouched. All three reach the gateway
-//! through [`upstream`]'s peer.
+//! through [`crate::upstream`]'s peer.
 //!
 //! Phases, for a request:
 //! - `early_request_filter`: the header is in; the client's deadlines move on to the body and
@@ -22,7 +22,6 @@ pub mod rewrite;
 pub mod route;
 pub mod tee;
 pub mod turn_store;
-pub mod upstream;
 
 use std::sync::Arc;
 
@@ -34,8 +33,8 @@ use pingora::proxy::FailToProxy;
 use crate::app::AppState;
 use crate::metrics::Outcome;
 use crate::shutdown::InFlightGuard;
+use crate::upstream::Upstream;
 use route::Route;
-use upstream::Upstream;
 
 pub struct MemgateProxy {
     state: Arc<AppState>,

@@ -12,8 +12,8 @@ use pingora::prelude::*;
 
 use crate::metrics::Outcome;
 use crate::proxy::framing;
-use crate::proxy::upstream::{client_response_header, Upstream};
 use crate::proxy::RequestCtx;
+use crate::upstream::{client_response_header, Upstream};
 
 /// Whether the request has no body to forward and asks for nothing but a response.
 pub fn is_bodiless(request: &RequestHeader) -> bool {

@@ -1,8 +1,9 @@
 //! The upstream gateway: where every request goes, over Pingora's own HTTP/1 client and its
 //! pool of kept-alive connections. Pass-through requests reach it through Pingora's proxy
-//! pipeline with [`Upstream::peer`]; intercepted ones, whose body memgate rewrites, through
-//! [`Upstream::send`], on the same kind of peer, so both see one definition of the upstream,
-//! its timeouts and its connection reuse.
+//! pipeline with [`Upstream::peer`]; intercepted ones, whose body memgate rewrites, and the
+//! query embeddings asked for on their way, through [`Upstream::send`], on the same kind of
+//! peer, so all of them see one definition of the upstream, its timeouts and its connection
+//! reuse.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
