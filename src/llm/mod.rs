@@ -218,16 +218,13 @@ impl LlmClient {
         if purpose == Purpose::QueryEmbedding {
             return self.post_on_upstream(scope, purpose, path, body).await;
         }
-        let mut request = self
+        let response = self
             .http
             .post(format!("{}{path}", self.base))
-            .headers(self.headers.clone())
-            .header("x-memgate-org", scope.org)
-            .header("x-memgate-purpose", purpose.as_str());
-        if let Some(traceparent) = crate::telemetry::current_traceparent() {
-            request = request.header("traceparent", traceparent);
-        }
-        let response = request.json(body).send().await?;
+            .headers(self.call_headers(scope, purpose)?)
+            .json(body)
+            .send()
+            .await?;
         let status = response.status();
         let bytes = response.bytes().await?;
         read_answer(status, &bytes)
@@ -281,15 +278,31 @@ impl LlmClient {
         request.insert_header(http::header::HOST, &self.query_upstream.authority)?;
         request.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         request.insert_header(http::header::CONTENT_LENGTH, length)?;
-        for (name, value) in &self.headers {
-            request.insert_header(name.clone(), value.clone())?;
-        }
-        request.insert_header("x-memgate-org", scope.org)?;
-        request.insert_header("x-memgate-purpose", purpose.as_str())?;
-        if let Some(traceparent) = crate::telemetry::current_traceparent() {
-            request.insert_header("traceparent", traceparent)?;
+        let headers = self
+            .call_headers(scope, purpose)
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "internal call", e))?;
+        for (name, value) in &headers {
+            request.append_header(name.clone(), value.clone())?;
         }
         Ok(request)
+    }
+
+    /// The headers of every internal call, whichever client sends it: the service key and
+    /// configured extras, whose org and purpose it is, and the trace it belongs to.
+    fn call_headers(&self, scope: CallScope<'_>, purpose: Purpose) -> Result<HeaderMap, LlmError> {
+        let mut headers = self.headers.clone();
+        let org = HeaderValue::from_str(scope.org).map_err(|_| {
+            LlmError::Connection(format!("org `{}` cannot be sent in a header", scope.org))
+        })?;
+        headers.insert("x-memgate-org", org);
+        headers.insert(
+            "x-memgate-purpose",
+            HeaderValue::from_static(purpose.as_str()),
+        );
+        if let Some(traceparent) = crate::telemetry::current_traceparent() {
+            headers.insert("traceparent", traceparent);
+        }
+        Ok(headers)
     }
 
     fn record_usage(&self, scope: CallScope<'_>, purpose: Purpose, model: &str, usage: &Usage) {
