@@ -10,8 +10,10 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use memgate::domain::Placement;
 use memgate::memory::context_block;
-use memgate::proxy::rewrite::{probe, ChatBody};
+use memgate::proxy::api::ApiShape;
+use memgate::proxy::rewrite::{probe, RequestBody};
 use memgate::proxy::tee::ResponseTee;
 use serde_json::json;
 
@@ -109,13 +111,13 @@ fn request(c: &mut Criterion) {
             |b, body| {
                 b.iter(|| {
                     let fields = probe(black_box(body)).unwrap();
-                    let mut chat = ChatBody::parse(body).unwrap();
+                    let mut chat = RequestBody::parse(body, ApiShape::ChatCompletions).unwrap();
                     chat.strip_memory_fields();
                     let query = chat.latest_user_text();
                     let block =
                         context_block::render(fields.memory_id.as_deref().unwrap(), facts, 300)
                             .unwrap();
-                    chat.inject_context(&block);
+                    chat.inject_context(&block, Placement::System);
                     black_box((query, chat.to_bytes()))
                 })
             },
@@ -151,7 +153,8 @@ fn tee(c: &mut Criterion) {
                 &chunks,
                 |b, chunks| {
                     b.iter(|| {
-                        let mut tee = ResponseTee::for_content_type(Some(content_type));
+                        let mut tee =
+                            ResponseTee::for_answer(ApiShape::ChatCompletions, Some(content_type));
                         for chunk in chunks {
                             tee.feed(black_box(chunk));
                         }

@@ -11,6 +11,12 @@
 //!   `x-mock-chunk-delay-ms: N` spaces the events of a streamed answer by N ms,
 //!   `x-mock-split-done: 1` sends its `data: [DONE]` in two writes split inside the marker, and
 //!   `x-mock-linger-ms: N` keeps the stream open N ms after its last event.
+//! - `POST /v1/responses` (OpenAI Responses API): `Echo: <latest user input text>`, as a
+//!   Responses object or as its typed event stream (`response.created` … `response.completed`).
+//!   The same test controls; `x-mock-split-done: 1` splits the `response.completed` event.
+//! - `POST /v1/messages` (Anthropic Messages API): `Echo: <last user message>`, as a Message or
+//!   as its event stream (`message_start` … `message_stop`), errors in Anthropic's shape.
+//!   The same test controls; `x-mock-split-done: 1` splits the `message_stop` event.
 //! - `GET /key/info` as LiteLLM answers it, for the keys registered with `set_key_info`
 //!   (401 for any other key).
 //! - `GET /v1/models`; `GET /__mock/requests` lists what was received, `DELETE` clears it.
@@ -103,6 +109,22 @@ impl MockGateway {
         self.requests()
             .into_iter()
             .filter(|r| r.path.ends_with("/chat/completions") && !r.is_internal())
+            .collect()
+    }
+
+    /// Responses API calls from applications (memgate's internal calls left out).
+    pub fn responses_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/responses") && !r.is_internal())
+            .collect()
+    }
+
+    /// Anthropic Messages API calls from applications (memgate's internal calls left out).
+    pub fn messages_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/messages") && !r.is_internal())
             .collect()
     }
 
@@ -248,6 +270,8 @@ async fn handle(State(state): State<Arc<MockState>>, request: Request) -> Respon
             }
             chat(&state, &parts.headers, &body)
         }
+        (Method::POST, "/responses") => responses(&state, &parts.headers, &body),
+        (Method::POST, "/messages") => messages(&state, &parts.headers, &body),
         _ => error(StatusCode::NOT_FOUND, "no such route on the mock gateway"),
     }
 }
@@ -443,15 +467,26 @@ fn internal_kind(request: &Value) -> Option<Internal> {
 }
 
 fn text_of(content: &Value) -> String {
+    text_of_kind(content, None)
+}
+
+/// A message's text: `content` itself when a string, else the `text` of its parts (only those
+/// of type `kind` when given), joined with a space.
+fn text_of_kind(content: &Value, kind: Option<&str>) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
             .iter()
+            .filter(|p| kind.is_none_or(|k| p["type"] == k))
             .filter_map(|p| p["text"].as_str())
             .collect::<Vec<_>>()
             .join(" "),
         _ => String::new(),
     }
+}
+
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
 }
 
 fn last_user_text(request: &Value) -> String {
@@ -462,16 +497,34 @@ fn last_user_text(request: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The status asked for with `x-mock-status`.
+fn mock_status(headers: &HeaderMap) -> Option<StatusCode> {
+    let code = header_number(headers, "x-mock-status")?;
+    Some(
+        u16::try_from(code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    )
+}
+
+/// A non-streamed JSON answer; with `cut`, half of it and then an aborted connection.
+fn json_answer(body: String, cut: bool) -> Response {
+    if cut {
+        let half = body.as_bytes()[..body.len() / 2].to_vec();
+        return aborted_body("application/json", vec![half]);
+    }
+    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+}
+
 fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
     };
-    if let Some(code) = header_number(headers, "x-mock-status") {
-        let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(status) = mock_status(headers) {
         return error(status, "mock failure");
     }
-    let cut = headers.get("x-mock-cut-stream").is_some();
     let reply = match internal_kind(&request) {
         Some(Internal::Extraction) => {
             json!({"facts": extract_facts(&last_user_text(&request))}).to_string()
@@ -499,40 +552,25 @@ fn chat(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
         .to_string();
     let prompt_tokens: usize = request["messages"]
         .as_array()
-        .map(|ms| {
-            ms.iter()
-                .map(|m| text_of(&m["content"]).split_whitespace().count())
-                .sum()
-        })
+        .map(|ms| ms.iter().map(|m| words(&text_of(&m["content"]))).sum())
         .unwrap_or(0);
     let usage = json!({
         "prompt_tokens": prompt_tokens,
-        "completion_tokens": reply.split_whitespace().count(),
-        "total_tokens": prompt_tokens + reply.split_whitespace().count()
+        "completion_tokens": words(&reply),
+        "total_tokens": prompt_tokens + words(&reply)
     });
+    let shape = StreamShape::from_headers(headers);
     if request["stream"] == true {
         let include_usage = request["stream_options"]["include_usage"] == true;
-        let spacing = header_number(headers, "x-mock-chunk-delay-ms").map(Duration::from_millis);
         let usage = include_usage.then_some(usage);
-        let shape = StreamShape {
-            cut,
-            spacing,
-            split_done: headers.get("x-mock-split-done").is_some(),
-            linger: header_number(headers, "x-mock-linger-ms").map(Duration::from_millis),
-        };
         return stream_reply(&id, &model, &reply, usage, shape);
     }
     let body = json!({
         "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
         "usage": usage
-    })
-    .to_string();
-    if cut {
-        let half = body.as_bytes()[..body.len() / 2].to_vec();
-        return aborted_body("application/json", vec![half]);
-    }
-    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+    });
+    json_answer(body.to_string(), shape.cut)
 }
 
 /// How a streamed answer is delivered.
@@ -541,10 +579,31 @@ struct StreamShape {
     cut: bool,
     /// Pause before each write.
     spacing: Option<Duration>,
-    /// `data: [DONE]` sent in two writes, split inside the marker.
+    /// The last event sent in two writes, split in the middle of its data line.
     split_done: bool,
     /// Pause after the last event before the stream ends.
     linger: Option<Duration>,
+}
+
+impl StreamShape {
+    /// As the test-control headers ask.
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let ms = |name| header_number(headers, name).map(Duration::from_millis);
+        StreamShape {
+            cut: headers.get("x-mock-cut-stream").is_some(),
+            spacing: ms("x-mock-chunk-delay-ms"),
+            split_done: headers.get("x-mock-split-done").is_some(),
+            linger: ms("x-mock-linger-ms"),
+        }
+    }
+}
+
+/// An SSE event: `data: <json>`, after `event: <kind>` when named.
+fn sse(kind: Option<&str>, data: &Value) -> String {
+    match kind {
+        Some(kind) => format!("event: {kind}\ndata: {data}\n\n"),
+        None => format!("data: {data}\n\n"),
+    }
 }
 
 fn stream_reply(
@@ -554,18 +613,12 @@ fn stream_reply(
     usage: Option<Value>,
     shape: StreamShape,
 ) -> Response {
-    let StreamShape {
-        cut,
-        spacing,
-        split_done,
-        linger,
-    } = shape;
     let chunk = |delta: Value, finish: Value| {
         let event = json!({
             "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
         });
-        format!("data: {event}\n\n").into_bytes()
+        sse(None, &event)
     };
     let mut events = vec![chunk(
         json!({"role": "assistant", "content": ""}),
@@ -574,24 +627,48 @@ fn stream_reply(
     for piece in reply.split_inclusive(' ') {
         events.push(chunk(json!({"content": piece}), Value::Null));
     }
-    if cut {
-        events.truncate(2);
-        return aborted_body("text/event-stream", events);
-    }
     events.push(chunk(json!({}), json!("stop")));
     if let Some(usage) = usage {
         let event = json!({"id": id, "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage});
-        events.push(format!("data: {event}\n\n").into_bytes());
+        events.push(sse(None, &event));
     }
-    // A pause between the two halves keeps them in separate reads on the other side.
-    let split_spacing = spacing.or(split_done.then_some(Duration::from_millis(50)));
-    let mut writes: Vec<(Option<Duration>, Vec<u8>)> =
+    events.push("data: [DONE]\n\n".to_string());
+    // Cut after the role chunk and the first piece of text.
+    deliver(events, 2, shape)
+}
+
+/// Sends `events` as an SSE answer, one write each, as `shape` asks: cut after the first
+/// `kept_when_cut`, spaced, with the last one split in two writes in the middle of its data
+/// line (`data: [DO` + `NE]`), lingering after the last.
+fn deliver(mut events: Vec<String>, kept_when_cut: usize, shape: StreamShape) -> Response {
+    let StreamShape {
+        cut,
+        spacing,
+        split_done,
+        linger,
+    } = shape;
+    if cut {
+        events.truncate(kept_when_cut);
+        return aborted_body(
+            "text/event-stream",
+            events.into_iter().map(String::into_bytes).collect(),
+        );
+    }
+    let last = if split_done { events.pop() } else { None };
+    let mut writes: Vec<(Option<Duration>, String)> =
         events.into_iter().map(|e| (spacing, e)).collect();
-    if split_done {
-        writes.push((split_spacing, b"data: [DO".to_vec()));
-        writes.push((split_spacing, b"NE]\n\n".to_vec()));
-    } else {
-        writes.push((spacing, b"data: [DONE]\n\n".to_vec()));
+    if let Some(mut last) = last {
+        // A pause between the two halves keeps them in separate reads on the other side.
+        let split_spacing = spacing.or(Some(Duration::from_millis(50)));
+        let data = last.find("data: ").map_or(0, |at| at + "data: ".len());
+        let end = last[data..].find('\n').map_or(last.len(), |at| data + at);
+        let mut middle = data + (end - data) / 2;
+        while !last.is_char_boundary(middle) {
+            middle += 1;
+        }
+        let tail = last.split_off(middle);
+        writes.push((split_spacing, last));
+        writes.push((split_spacing, tail));
     }
     use futures_util::StreamExt;
     let stream = futures_util::stream::iter(writes)
@@ -618,6 +695,215 @@ fn stream_reply(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+// ---- OpenAI Responses API ----
+
+/// `input` when a string, else the text of the last user message in it.
+fn latest_input_text(request: &Value) -> String {
+    match &request["input"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .rev()
+            .find(|i| i["role"] == "user" && (i["type"].is_null() || i["type"] == "message"))
+            .map(|i| text_of_kind(&i["content"], Some("input_text")))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn responses(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    if let Some(status) = mock_status(headers) {
+        return error(status, "mock failure");
+    }
+    let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let (id, item_id) = (format!("resp_mock_{n}"), format!("msg_mock_{n}"));
+    let reply = format!("Echo: {}", latest_input_text(&request));
+    let model = request["model"].as_str().unwrap_or("mock-model");
+    let instructions = &request["instructions"];
+    let input_text = match &request["input"] {
+        Value::Array(items) => items.iter().map(|i| words(&text_of(&i["content"]))).sum(),
+        input => words(&text_of(input)),
+    };
+    let input_tokens = words(&text_of(instructions)) + input_text;
+    let output_tokens = words(&reply);
+    let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+    let item = |status: &str, content: Value| json!({"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content});
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({
+            "id": id, "object": "response", "created_at": 1_700_000_000, "status": status,
+            "error": null, "incomplete_details": null, "instructions": instructions,
+            "metadata": {}, "model": model, "output": output, "parallel_tool_calls": true,
+            "temperature": null, "tool_choice": "auto", "tools": [], "top_p": null,
+            "text": {"format": {"type": "text"}}, "usage": usage
+        })
+    };
+    let done_item = item("completed", json!([part(&reply)]));
+    let completed = response(
+        "completed",
+        json!([done_item]),
+        json!({
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens
+        }),
+    );
+    let shape = StreamShape::from_headers(headers);
+    if request["stream"] != true {
+        return json_answer(completed.to_string(), shape.cut);
+    }
+    let in_progress = response("in_progress", json!([]), Value::Null);
+    let at = json!({"item_id": item_id, "output_index": 0, "content_index": 0});
+    let with = |kind: &str, base: &Value, fields: Value| {
+        let mut event = json!({"type": kind});
+        for source in [base, &fields] {
+            if let (Some(event), Some(fields)) = (event.as_object_mut(), source.as_object()) {
+                event.extend(fields.clone());
+            }
+        }
+        event
+    };
+    let none = json!({});
+    let mut events = vec![
+        with("response.created", &none, json!({"response": in_progress})),
+        with(
+            "response.in_progress",
+            &none,
+            json!({"response": in_progress}),
+        ),
+        with(
+            "response.output_item.added",
+            &none,
+            json!({"output_index": 0, "item": item("in_progress", json!([]))}),
+        ),
+        with(
+            "response.content_part.added",
+            &at,
+            json!({"part": part("")}),
+        ),
+    ];
+    for piece in reply.split_inclusive(' ') {
+        events.push(with(
+            "response.output_text.delta",
+            &at,
+            json!({"delta": piece, "logprobs": []}),
+        ));
+    }
+    events.extend([
+        with(
+            "response.output_text.done",
+            &at,
+            json!({"text": reply, "logprobs": []}),
+        ),
+        with(
+            "response.content_part.done",
+            &at,
+            json!({"part": part(&reply)}),
+        ),
+        with(
+            "response.output_item.done",
+            &none,
+            json!({"output_index": 0, "item": done_item}),
+        ),
+        with("response.completed", &none, json!({"response": completed})),
+    ]);
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(seq, mut event)| {
+            event["sequence_number"] = json!(seq);
+            sse(event["type"].as_str(), &event)
+        })
+        .collect();
+    // Cut after the first piece of text.
+    deliver(events, 5, shape)
+}
+
+// ---- Anthropic Messages API ----
+
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"type": "error", "error": {"type": kind, "message": message}})),
+    )
+        .into_response()
+}
+
+fn messages(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return anthropic_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("invalid JSON: {e}"),
+            )
+        }
+    };
+    if let Some(status) = mock_status(headers) {
+        return anthropic_error(status, "api_error", "mock failure");
+    }
+    let id = format!("msg_mock_{}", state.counter.fetch_add(1, Ordering::Relaxed));
+    let text = |content: &Value| text_of_kind(content, Some("text"));
+    let latest = request["messages"]
+        .as_array()
+        .and_then(|ms| ms.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| text(&m["content"]))
+        .unwrap_or_default();
+    let reply = format!("Echo: {latest}");
+    let model = request["model"].as_str().unwrap_or("mock-model");
+    let input_tokens = words(&text(&request["system"]))
+        + request["messages"]
+            .as_array()
+            .map_or(0, |ms| ms.iter().map(|m| words(&text(&m["content"]))).sum());
+    let output_tokens = words(&reply);
+    let shape = StreamShape::from_headers(headers);
+    if request["stream"] != true {
+        let body = json!({
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        });
+        return json_answer(body.to_string(), shape.cut);
+    }
+    let mut events = vec![
+        json!({"type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1}
+        }}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "ping"}),
+    ];
+    for piece in reply.split_inclusive(' ') {
+        events.push(json!({
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": piece}
+        }));
+    }
+    events.extend([
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": output_tokens}
+        }),
+        json!({"type": "message_stop"}),
+    ]);
+    let events = events
+        .iter()
+        .map(|event| sse(event["type"].as_str(), event))
+        .collect();
+    // Cut after the first piece of text.
+    deliver(events, 4, shape)
 }
 
 /// Sends `frames`, then fails the body: hyper aborts the connection mid-answer.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EngineKind, Role};
+use crate::domain::{EngineKind, Placement, Role};
 use crate::secret::Secret;
 
 pub const ENV_PREFIX: &str = "MEMGATE_";
@@ -459,6 +459,8 @@ pub struct MemoryConfig {
     /// store again: the longest a PATCH or DELETE made through another replica goes unseen
     /// here. 0 asks the store on every request.
     pub session_cache_ttl_ms: u64,
+    /// Where the context block goes in a request (a session's `placement` overrides it).
+    pub placement: Placement,
 }
 
 impl Default for MemoryConfig {
@@ -471,6 +473,7 @@ impl Default for MemoryConfig {
             max_fact_chars: 300,
             dedup_threshold: 0.96,
             session_cache_ttl_ms: 1_000,
+            placement: Placement::System,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::domain::outbox::TurnPayload;
+use crate::domain::outbox::{TurnOutcome, TurnPayload};
 use crate::domain::EngineKind;
 use crate::store::Store;
 use crate::store::{OutboxStore, SessionStore};
@@ -152,23 +152,57 @@ impl TurnJournal {
         let (entries, _) = self.read_entries()?;
         let mut replayed = Replayed::default();
         for entry in &entries {
-            match replay_one(store, auto_create, entry).await {
-                Ok(Fate::Written) => replayed.written += 1,
+            let reason = match replay_one(store, auto_create, entry).await {
+                Ok(Fate::Written) => {
+                    replayed.written += 1;
+                    continue;
+                }
                 Ok(Fate::NoSession) => {
                     tracing::warn!(org = %entry.org_id, memory_id = %entry.payload.memory_id, request_id = entry.payload.request_id.as_deref().unwrap_or("-"), "journaled turn dropped: its session does not exist");
                     replayed.dropped += 1;
+                    "the session does not exist"
                 }
-                Ok(Fate::Declined) => replayed.declined += 1,
+                Ok(Fate::Declined) => {
+                    replayed.declined += 1;
+                    "the session's store_memory setting is off"
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "store still unavailable; journal kept");
                     break;
                 }
+            };
+            let outcome = TurnOutcome::Dropped {
+                reason: reason.to_string(),
+            };
+            let settled = store
+                .settle_turn(
+                    &entry.idempotency_key,
+                    &entry.org_id,
+                    &entry.payload.memory_id,
+                    &outcome,
+                )
+                .await;
+            if let Err(e) = settled {
+                tracing::warn!(error = %e, "cannot keep a dropped turn's receipt");
             }
         }
         if replayed.taken() > 0 {
             self.rewrite(&entries[replayed.taken()..])?;
         }
         Ok(replayed)
+    }
+
+    /// The `memory_id` of the org's turn `turn_id` when it is waiting in the journal.
+    pub async fn find(&self, org_id: &str, turn_id: &str) -> Result<Option<String>, JournalError> {
+        if self.pending() == 0 {
+            return Ok(None);
+        }
+        let _guard = self.file_lock.lock().await;
+        let (entries, _) = self.read_entries()?;
+        Ok(entries
+            .into_iter()
+            .find(|e| e.org_id == org_id && e.idempotency_key == turn_id)
+            .map(|e| e.payload.memory_id))
     }
 
     /// Turns of `org_id` waiting in the journal.

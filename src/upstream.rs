@@ -19,9 +19,12 @@ use pingora::upstreams::peer::HttpPeer;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::UpstreamConfig;
+use crate::domain::{MEMORY_ID_HEADER, STORE_MEMORY_HEADER};
 
 /// Kept-alive connections to the gateway, at most.
 const POOL_SIZE: usize = 256;
+/// Request headers addressed to memgate; no request carries them on to the gateway.
+pub const MEMGATE_REQUEST_HEADERS: [&str; 2] = [MEMORY_ID_HEADER, STORE_MEMORY_HEADER];
 /// A pooled connection unused this long is closed by memgate (gateways close theirs sooner;
 /// Pingora watches each idle one and drops it when the gateway does).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -111,6 +114,7 @@ impl Upstream {
         header.insert_header(http::header::HOST, &self.authority)?;
         for (name, value) in client.headers.iter() {
             if is_hop_by_hop(name.as_str())
+                || MEMGATE_REQUEST_HEADERS.contains(&name.as_str())
                 || name == http::header::HOST
                 || name == http::header::CONTENT_LENGTH
                 || name == http::header::EXPECT

@@ -9,8 +9,9 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::domain::now_ms;
-use crate::domain::outbox::OutboxRow;
+use crate::domain::outbox::{FactChanges, OutboxRow, TurnOutcome};
 use crate::error::{MemoryError, StoreError};
+use crate::memory::facts::FactEvent;
 use crate::metrics::Metrics;
 use crate::store::{FactStore, GraphItemStore, OutboxStore, SessionStore};
 
@@ -186,8 +187,17 @@ async fn process(state: &AppState, row: OutboxRow) {
         .latency
         .ingest(outcome.is_ok(), started.elapsed());
     let result = match outcome {
-        Ok(()) => {
+        Ok(outcome) => {
             Metrics::inc(&state.metrics.turns_ingested_total);
+            // The receipt first: a crash before the row is complete has the turn ingested
+            // again, and its receipt replaced.
+            let settled = state
+                .store
+                .settle_turn(&row.turn_id, &row.org_id, &row.payload.memory_id, &outcome)
+                .await;
+            if let Err(e) = settled {
+                tracing::warn!(error = %e, "cannot keep the turn's receipt");
+            }
             state.store.complete_outbox(row.id).await
         }
         Err(error) => {
@@ -210,7 +220,13 @@ async fn process(state: &AppState, row: OutboxRow) {
     }
 }
 
-async fn ingest(state: &AppState, row: &OutboxRow) -> Result<(), String> {
+/// Why a turn whose session went away is not stored.
+const SESSION_DELETED: &str = "the session was deleted before the turn was ingested";
+
+async fn ingest(state: &AppState, row: &OutboxRow) -> Result<TurnOutcome, String> {
+    let dropped = || TurnOutcome::Dropped {
+        reason: SESSION_DELETED.to_string(),
+    };
     let Some(session) = state
         .store
         .find_session(&row.org_id, &row.payload.memory_id)
@@ -220,24 +236,41 @@ async fn ingest(state: &AppState, row: &OutboxRow) -> Result<(), String> {
     else {
         // The session was deleted (or recreated) since the turn: nothing to store it in.
         tracing::info!("session is gone; dropping its pending turn");
-        return Ok(());
+        return Ok(dropped());
     };
-    state
-        .engine
-        .ingest(&session, &row.payload.messages)
-        .await
-        .map(|events| {
+    match state.engine.ingest(&session, &row.payload.messages).await {
+        Ok(events) => {
             let written = events.iter().filter(|e| e.event != "NONE").count();
             tracing::info!(facts = events.len(), written, "turn ingested");
-        })
-        .or_else(|e| match e {
-            // Deleted while its turn was being ingested: the turn went with it.
-            MemoryError::Store(StoreError::SessionGone(_)) => {
-                tracing::info!("session deleted during ingestion; turn dropped");
-                Ok(())
-            }
-            other => Err(other.to_string()),
-        })
+            Ok(TurnOutcome::Stored {
+                facts: fact_changes(&events),
+            })
+        }
+        // Deleted while its turn was being ingested: the turn went with it.
+        Err(MemoryError::Store(StoreError::SessionGone(_))) => {
+            tracing::info!("session deleted during ingestion; turn dropped");
+            Ok(dropped())
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// The ids an ingestion wrote, by kind of change (`NONE`, a fact already known, changes
+/// nothing).
+fn fact_changes(events: &[FactEvent]) -> FactChanges {
+    let mut changes = FactChanges::default();
+    for event in events {
+        let Some(id) = event.id.clone() else {
+            continue;
+        };
+        match event.event {
+            "ADD" => changes.added.push(id),
+            "UPDATE" => changes.updated.push(id),
+            "DELETE" => changes.deleted.push(id),
+            _ => {}
+        }
+    }
+    changes
 }
 
 /// `base * 2^(attempt-1)`, capped, with ±20% jitter so replicas do not retry in lockstep.

@@ -337,3 +337,122 @@ async fn memory_works_through_litellm_which_sees_tagged_internal_calls() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// An SSE stream's `data:` payloads, as JSON.
+fn sse_data(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+/// The Responses and Messages routes through LiteLLM: LiteLLM serves `/v1/responses` by
+/// calling the mock's Responses route, and `/v1/messages` for an OpenAI-compatible model by
+/// translating to a chat completion. Either way the remembered fact reaches the mock, and the
+/// answer comes back whole in the client's API shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_and_messages_remember_through_litellm() {
+    let Some(venv) = litellm_env() else {
+        return;
+    };
+    let mock = mock_gateway::spawn().await;
+    let litellm = LiteLlm::start(&venv, &mock.url()).await;
+    let mg = Memgate::start_with_toml(&litellm.url, TAGS_TOML, &[]).await;
+    let memory_id = "litellm-shapes";
+    assert_eq!(mg.create_session(ACME_ADMIN, memory_id).await.status(), 201);
+    let post = |path: &str, body: Value| {
+        mg.http
+            .post(format!("{}{path}", mg.proxy))
+            .bearer_auth(ACME_MEMBER)
+            .header("x-memgate-memory-id", memory_id)
+            .json(&body)
+            .send()
+    };
+
+    let statement = "I live in Lisbon and I work on the Atlas project.";
+    let stored = post(
+        "/v1/messages",
+        serde_json::json!({"model": "mock-model", "max_tokens": 64, "messages": [{"role": "user", "content": statement}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored.status(), 200);
+    assert!(stored.headers().contains_key("x-memgate-turn"));
+    let answer: Value = stored.json().await.unwrap();
+    assert_eq!(answer["type"], "message", "{answer}");
+    assert_eq!(answer["content"][0]["text"], format!("Echo: {statement}"));
+    mg.wait_for_fact(ACME_MEMBER, memory_id, "Lisbon").await;
+
+    let question = "Which city do I live in?";
+    for (path, stream) in [
+        ("/v1/responses", false),
+        ("/v1/responses", true),
+        ("/v1/messages", true),
+    ] {
+        let body = match path {
+            "/v1/responses" => {
+                serde_json::json!({"model": "mock-model", "input": question, "stream": stream, "store_memory": false})
+            }
+            _ => {
+                serde_json::json!({"model": "mock-model", "max_tokens": 64, "stream": stream, "store_memory": false,
+                    "messages": [{"role": "user", "content": question}]})
+            }
+        };
+        let response = post(path, body).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["x-memgate-memory"], "injected", "{path}");
+        let text = response.text().await.unwrap();
+        let reply = match (path, stream) {
+            ("/v1/responses", false) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                v["output"][0]["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+            ("/v1/responses", true) => {
+                let events = sse_data(&text);
+                assert!(
+                    events.iter().any(|e| e["type"] == "response.completed"),
+                    "{text}"
+                );
+                events
+                    .iter()
+                    .filter(|e| e["type"] == "response.output_text.delta")
+                    .filter_map(|e| e["delta"].as_str())
+                    .collect()
+            }
+            _ => {
+                let events = sse_data(&text);
+                assert!(events.iter().any(|e| e["type"] == "message_stop"), "{text}");
+                events
+                    .iter()
+                    .filter_map(|e| e["delta"]["text"].as_str())
+                    .collect()
+            }
+        };
+        assert_eq!(
+            reply,
+            format!("Echo: {question}"),
+            "{path} stream={stream}: {text}"
+        );
+        // What reached the mock behind LiteLLM carries the remembered fact.
+        let upstream = mock
+            .requests()
+            .into_iter()
+            .rfind(|r| !r.is_internal() && r.method == "POST" && r.path != "/v1/embeddings")
+            .expect("a forwarded request")
+            .body_json();
+        assert!(upstream.get("memory_id").is_none(), "{upstream}");
+        assert!(
+            upstream
+                .to_string()
+                .contains(&format!("[Past Context for ID: {memory_id}]")),
+            "{path}: {upstream}"
+        );
+        assert!(
+            upstream.to_string().contains("I live in Lisbon"),
+            "{upstream}"
+        );
+    }
+}

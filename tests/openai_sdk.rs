@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-use serde_json::Value;
 
 async fn sdk_conversation(stream: bool) {
     let mock = mock_gateway::spawn().await;
@@ -14,35 +11,9 @@ async fn sdk_conversation(stream: bool) {
     let memory_id = if stream { "sdk-stream" } else { "sdk-plain" };
     assert_eq!(mg.create_session(ACME_ADMIN, memory_id).await.status(), 201);
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/openai_sdk_memory.py"
-    );
-    let (proxy, mock_url) = (mg.proxy.clone(), mock.url());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .env("MEMGATE_URL", proxy)
-            .env("MEMGATE_KEY", ACME_MEMBER)
-            .env("MOCK_URL", mock_url)
-            .env("MEMORY_ID", memory_id)
-            .env("STREAM", if stream { "1" } else { "0" })
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "SDK script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let turns: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(turns.len(), 2, "{stdout}");
+    let env = sdk_script_env(&mg, &mock, memory_id, stream);
+    let turns = python_json_lines("python/openai_sdk_memory.py", Vec::new(), env).await;
+    assert_eq!(turns.len(), 2, "{turns:?}");
 
     // Turn 1: the SDK got the upstream's answer; the upstream never saw the memory fields.
     assert_eq!(

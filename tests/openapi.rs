@@ -24,6 +24,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/memory/outbox"),
     ("post", "/memory/outbox/{id}/retry"),
     ("get", "/memory/outbox/journal"),
+    ("get", "/memory/turns/{turn_id}"),
     ("get", "/memory/usage"),
 ];
 

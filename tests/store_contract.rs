@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use memgate::config::StorageConfig;
 use memgate::domain::graph::{graph_item_id, GraphItem, GraphKind, GraphPurgeCounts, NewGraphItem};
-use memgate::domain::outbox::{OutboxCounts, TurnPayload};
+use memgate::domain::outbox::{FactChanges, OutboxCounts, TurnOutcome, TurnPayload, TurnState};
 use memgate::domain::time as timestamp;
 use memgate::domain::usage::{Provider, Purpose, UsageEvent};
 use memgate::domain::{
@@ -693,6 +693,7 @@ async fn update_session_config_is_org_scoped(b: Backend) {
         store_memory: false,
         fact_ttl_seconds: Some(60),
         max_facts: Some(10),
+        placement: Some(memgate::domain::Placement::BeforeLastUser),
     };
     let updated = b
         .update_session_config("acme", "cfg", &config)
@@ -1593,6 +1594,77 @@ async fn outbox_claims_under_a_lease_and_dead_letters(b: Backend) {
         (left.pending, left.done, left.dead),
         (0, 0, 1),
         "dead rows are kept"
+    );
+}
+
+both_stores!(a_turns_receipt_follows_it_from_the_outbox_to_its_outcome);
+async fn a_turns_receipt_follows_it_from_the_outbox_to_its_outcome(b: Backend) {
+    let s = b.session("acme", "alice").await;
+    assert!(b.turn_receipt("acme", "t1").await.unwrap().is_none());
+    b.enqueue_turn("t1", "acme", s.id, &payload("alice"))
+        .await
+        .unwrap();
+    let pending = b.turn_receipt("acme", "t1").await.unwrap().unwrap();
+    assert_eq!(
+        (pending.state, pending.attempts),
+        (TurnState::Pending, Some(0))
+    );
+    assert_eq!(pending.memory_id, "alice");
+    assert!(
+        b.turn_receipt("globex", "t1").await.unwrap().is_none(),
+        "org-scoped"
+    );
+
+    let claimed = b.claim_outbox(10, LONG_LEASE).await.unwrap();
+    assert_eq!(claimed[0].turn_id, "t1");
+    b.fail_outbox(claimed[0].id, "boom", None).await.unwrap();
+    let dead = b.turn_receipt("acme", "t1").await.unwrap().unwrap();
+    assert_eq!(
+        (dead.state, dead.attempts, dead.last_error.as_deref()),
+        (TurnState::Dead, Some(1), Some("boom"))
+    );
+
+    let facts = FactChanges {
+        added: vec!["f1".into()],
+        updated: vec!["f2".into()],
+        deleted: vec![],
+    };
+    b.settle_turn(
+        "t1",
+        "acme",
+        "alice",
+        &TurnOutcome::Stored {
+            facts: facts.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let stored = b.turn_receipt("acme", "t1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.facts),
+        (TurnState::Stored, Some(facts))
+    );
+    assert!(b.turn_receipt("globex", "t1").await.unwrap().is_none());
+
+    // A receipt outlives its session; settling again replaces it.
+    let dropped = TurnOutcome::Dropped {
+        reason: "why".into(),
+    };
+    b.settle_turn("t2", "acme", "gone", &dropped).await.unwrap();
+    b.settle_turn("t2", "acme", "gone", &dropped).await.unwrap();
+    let receipt = b.turn_receipt("acme", "t2").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            receipt.state,
+            receipt.reason.as_deref(),
+            receipt.memory_id.as_str()
+        ),
+        (TurnState::Dropped, Some("why"), "gone")
+    );
+    b.purge_done_outbox(now_ms() + 1).await.unwrap();
+    assert!(
+        b.turn_receipt("acme", "t2").await.unwrap().is_none(),
+        "purged with done rows"
     );
 }
 

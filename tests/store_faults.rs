@@ -155,6 +155,7 @@ async fn turns_finished_while_the_store_is_down_wait_in_the_journal_even_across_
     // Streams that start while the store is up and end after it went away.
     let slow = [("x-mock-chunk-delay-ms", "150")];
     let mut streams = Vec::new();
+    let mut turns = Vec::new();
     for city in ["Lisbon", "Porto"] {
         let response = mg
             .chat_with_headers(
@@ -165,6 +166,12 @@ async fn turns_finished_while_the_store_is_down_wait_in_the_journal_even_across_
             .await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-memgate-memory"], "empty");
+        turns.push(
+            response.headers()["x-memgate-turn"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
         streams.push(response);
     }
     link.cut();
@@ -203,6 +210,23 @@ async fn turns_finished_while_the_store_is_down_wait_in_the_journal_even_across_
         .api("GET", Some(ACME_MEMBER), "/memory/outbox/journal", None)
         .await;
     assert_eq!(status, 403);
+    // Each turn's receipt says where it is, to any key of the org, while the store is down.
+    for turn in &turns {
+        let (status, receipt) = mg
+            .api(
+                "GET",
+                Some(ACME_MEMBER),
+                &format!("/memory/turns/{turn}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, receipt["state"].as_str()),
+            (200, Some("journaled")),
+            "{receipt}"
+        );
+        assert_eq!(receipt["memory_id"], "ops");
+    }
 
     // A crash now loses nothing: the journal is on disk.
     mg.kill().await;
@@ -221,6 +245,28 @@ async fn turns_finished_while_the_store_is_down_wait_in_the_journal_even_across_
     assert_eq!(restarted.metric("memgate_journal_turns").await, 0.0);
     assert_eq!(restarted.metric("memgate_turns_replayed_total").await, 2.0);
     assert!(!std::path::Path::new(&journal).exists());
+    for turn in &turns {
+        let path = format!("/memory/turns/{turn}");
+        // Its facts are readable a moment before its receipt is written.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let receipt = loop {
+            let (status, receipt) = restarted.api("GET", Some(ACME_MEMBER), &path, None).await;
+            if status == 200 && receipt["state"] == "stored" {
+                break receipt;
+            }
+            assert!(Instant::now() < deadline, "{status} {receipt}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            receipt["facts"]["added"].as_array().map(Vec::len),
+            Some(1),
+            "{receipt}"
+        );
+        let (status, _) = restarted
+            .api("GET", Some(common::GLOBEX_ADMIN), &path, None)
+            .await;
+        assert_eq!(status, 404, "another org's turn");
+    }
 }
 
 /// What a burst of requests during an outage left to be stored.

@@ -1,4 +1,4 @@
-//! The chat-body rewriter on arbitrary input: `probe` must never panic, and whatever it
+//! The chat-completions body rewriter on arbitrary input: `probe` must never panic, and whatever it
 //! accepts must come out of strip + inject as valid JSON without the memory fields and with
 //! exactly one more context-block header, whatever the stored facts say.
 //!
@@ -7,7 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use memgate::memory::context_block::{render, HEADER_PREFIX};
-use memgate::proxy::rewrite::{probe, ChatBody};
+use memgate::domain::Placement;
+use memgate::proxy::api::ApiShape;
+use memgate::proxy::rewrite::{probe, RequestBody};
 use serde_json::Value;
 
 fn headers(text: &str) -> usize {
@@ -44,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // The probe skips the values it does not read, so a number beyond f64 (valid JSON, which
     // a body without memory fields is forwarded with as it is) is only refused here, as 400.
-    let mut chat = match ChatBody::parse(body) {
+    let mut chat = match RequestBody::parse(body, ApiShape::ChatCompletions) {
         Ok(chat) => chat,
         Err(e) => {
             assert_eq!((e.status, e.code), (400, "invalid_json"), "{e:?}");
@@ -54,7 +56,6 @@ fuzz_target!(|data: &[u8]| {
     };
     chat.strip_memory_fields();
     let _ = chat.latest_user_text();
-    let _ = chat.is_stream();
     let before: Value = serde_json::from_slice(&chat.to_bytes()).expect("stripped body is JSON");
     assert!(before.get("memory_id").is_none() && before.get("store_memory").is_none());
 
@@ -73,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(line.starts_with("- "), "{line:?}");
     }
     let had = headers(&system_text(&before));
-    chat.inject_context(&block);
+    chat.inject_context(&block, Placement::System);
     let after: Value = serde_json::from_slice(&chat.to_bytes()).expect("rewritten body is JSON");
     assert!(after.get("memory_id").is_none() && after.get("store_memory").is_none());
     if after.get("messages").and_then(Value::as_array).is_some() {

@@ -27,7 +27,7 @@ use crate::memory::engine::{Engines, SearchPlan};
 use crate::memory::graph::{GraphSearchType, NoAnswer};
 use crate::memory::query::{classify, QueryKind};
 use crate::metrics::Metrics;
-use crate::proxy::rewrite::content_text;
+use crate::proxy::api::message_text;
 use crate::store::FactStore;
 use std::time::Duration;
 
@@ -56,7 +56,7 @@ struct ChatMessage {
     content: MessageContent,
 }
 
-/// A message's `content`, as the proxy reads it too ([`content_text`]).
+/// A message's `content`, as the proxy reads it too ([`message_text`]).
 struct MessageContent;
 
 impl utoipa::PartialSchema for MessageContent {
@@ -106,7 +106,7 @@ pub async fn add(
     let mut messages = Vec::with_capacity(body.messages.len());
     for (i, m) in body.messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str);
-        let content = m.get("content").and_then(content_text);
+        let content = m.get("content").and_then(message_text);
         match (role, content) {
             (Some(role), Some(content)) => messages.push(TurnMessage {
                 role: role.to_string(),

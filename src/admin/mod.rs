@@ -12,6 +12,7 @@ mod outbox;
 mod query;
 mod responses;
 mod sessions;
+mod turns;
 mod usage;
 mod views;
 
@@ -82,6 +83,7 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::retry))
         .routes(routes!(outbox::journal))
+        .routes(routes!(turns::receipt))
         .routes(routes!(usage::report))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

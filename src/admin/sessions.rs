@@ -16,7 +16,7 @@ use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
 use crate::domain::SessionStats;
-use crate::domain::{is_valid_memory_id, EngineKind, Session, SessionConfig};
+use crate::domain::{is_valid_memory_id, EngineKind, Placement, Session, SessionConfig};
 use crate::http_error::ApiError;
 use crate::store::{FactStore, SessionStore};
 
@@ -164,6 +164,7 @@ struct SessionConfigPatch {
     fact_ttl_seconds: Option<u64>,
     #[schema(minimum = 1, maximum = 1000000)]
     max_facts: Option<u64>,
+    placement: Option<Placement>,
 }
 
 /// Changes a session's config (admin keys only). The engine cannot change: 409.

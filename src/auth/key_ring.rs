@@ -144,6 +144,39 @@ mod tests {
     }
 
     #[test]
+    fn an_api_key_header_counts_when_there_is_no_authorization() {
+        use crate::auth::caller_key;
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert_eq!(
+            caller_key(&headers(&[("x-api-key", " sk-plain ")])),
+            Some("sk-plain")
+        );
+        assert_eq!(
+            caller_key(&headers(&[
+                ("authorization", "Bearer sk-a"),
+                ("x-api-key", "sk-b")
+            ])),
+            Some("sk-a"),
+            "the bearer key wins"
+        );
+        assert_eq!(
+            caller_key(&headers(&[
+                ("authorization", "Basic x"),
+                ("x-api-key", "sk-b")
+            ])),
+            None,
+            "an unusable Authorization is not made up for"
+        );
+        assert_eq!(caller_key(&headers(&[("x-api-key", "")])), None);
+    }
+
+    #[test]
     fn keys_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.toml");

@@ -99,10 +99,7 @@ impl Authenticator {
                 return Ok(found);
             }
         }
-        let header = headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        let Some(key) = bearer_key(header) else {
+        let Some(key) = caller_key(headers) else {
             return Ok(None);
         };
         let digest = KeyDigest::of(key);
@@ -112,6 +109,20 @@ impl Authenticator {
         match &self.introspection {
             Some(i) => i.resolve(key, digest).await,
             None => Ok(None),
+        }
+    }
+}
+
+/// Anthropic's clients send their key as `x-api-key` (Claude Code with `ANTHROPIC_API_KEY`).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The caller's key: an `Authorization: Bearer <key>` header's, else an `x-api-key` header's.
+pub fn caller_key(headers: &HeaderMap) -> Option<&str> {
+    match headers.get(http::header::AUTHORIZATION) {
+        Some(authorization) => bearer_key(Some(authorization.as_bytes())),
+        None => {
+            let key = headers.get(API_KEY_HEADER)?.to_str().ok()?.trim();
+            (!key.is_empty()).then_some(key)
         }
     }
 }

@@ -206,6 +206,25 @@ pub struct TurnMessage {
     pub content: String,
 }
 
+/// Request headers that carry the memory fields for clients that cannot add body fields
+/// (Claude Code's `ANTHROPIC_CUSTOM_HEADERS`, gateways' header passthrough). Addressed to
+/// memgate alone: they never reach the upstream, on any route.
+pub const MEMORY_ID_HEADER: &str = "x-memgate-memory-id";
+pub const STORE_MEMORY_HEADER: &str = "x-memgate-store-memory";
+
+/// Where the context block goes in a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Into the system prompt (the first system message, `instructions`, `system`), as the
+    /// product description shows it.
+    #[default]
+    System,
+    /// Right before the latest user message, so that everything before it stays byte-identical
+    /// from turn to turn and the provider's prompt cache keeps hitting.
+    BeforeLastUser,
+}
+
 /// `[A-Za-z0-9._:@-]{1,128}`: safe in a URL path, a log line and the context block header.
 pub fn is_valid_memory_id(id: &str) -> bool {
     !id.is_empty()

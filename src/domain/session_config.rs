@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::domain::{EngineKind, FieldError};
+use crate::domain::{EngineKind, FieldError, Placement};
 
 pub const MAX_TOP_K: usize = 50;
 pub const MAX_FACTS_CAP: u64 = 1_000_000;
@@ -28,6 +28,9 @@ pub struct SessionConfig {
     /// Facts kept at most; the least recently written go first.
     #[schema(minimum = 1, maximum = 1000000)]
     pub max_facts: Option<u64>,
+    /// Where the context block goes: `system` or `before_last_user`; the server's
+    /// `memory.placement` when null.
+    pub placement: Option<Placement>,
 }
 
 impl Default for SessionConfig {
@@ -38,6 +41,7 @@ impl Default for SessionConfig {
             store_memory: true,
             fact_ttl_seconds: None,
             max_facts: None,
+            placement: None,
         }
     }
 }

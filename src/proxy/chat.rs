@@ -1,4 +1,5 @@
-//! An intercepted chat completion, from request body to stored turn.
+//! An intercepted request (chat completions, Responses, Anthropic Messages), from request
+//! body to stored turn. What differs between the API shapes is in `api/`; the flow is one.
 //!
 //! The body has to be read whole and checked before anything goes upstream: a bad
 //! `memory_id`, an unknown key or session must reach the upstream as nothing at all. Pingora
@@ -20,22 +21,27 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::domain::outbox::TurnPayload;
-use crate::domain::{Session as MemorySession, TurnMessage};
+use crate::domain::{Placement, Session as MemorySession, TurnMessage};
 use crate::http_error::ApiError;
 use crate::journal::FinishedTurn;
 use crate::memory::context_block;
 use crate::metrics::{Metrics, Outcome};
+use crate::proxy::api::ApiShape;
 use crate::proxy::framing;
-use crate::proxy::rewrite::{self, ChatBody, MemoryFields};
+use crate::proxy::rewrite::{self, MemoryFields, RequestBody};
 use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
-use crate::proxy::turn_store;
+use crate::proxy::turn_store::{self, DroppedTurn};
 use crate::proxy::RequestCtx;
 use crate::store::SessionStore;
 use crate::upstream::{client_response_header, Upstream, UpstreamResponse};
 
 /// Response header saying what memory did for this request.
 pub const MEMORY_STATUS_HEADER: &str = "x-memgate-memory";
+/// Response header with the ids of the facts injected, comma-separated (empty when none).
+pub const FACTS_HEADER: &str = "x-memgate-facts";
+/// Response header with the id of the turn to be stored (`GET /memory/turns/{id}`).
+pub const TURN_HEADER: &str = "x-memgate-turn";
 
 /// What memory did for a request that named a `memory_id`: told to the client in
 /// [`MEMORY_STATUS_HEADER`], and counted as the request's outcome.
@@ -78,6 +84,8 @@ impl MemoryStatus {
 /// What memory does for one request, decided before it goes upstream.
 struct MemoryUse {
     status: MemoryStatus,
+    /// The ids of the facts injected.
+    fact_ids: Vec<String>,
     /// Where the turn goes once the answer is complete; `None` when it is not to be stored.
     keep: Option<TurnTarget>,
 }
@@ -86,6 +94,9 @@ struct MemoryUse {
 /// the request was served, whether the session exists: the turn is then kept by org and
 /// `memory_id`, and its session resolved once the store answers (see `journal.rs`).
 struct TurnTarget {
+    /// The turn's id, told to the client before the answer and kept as its idempotency key,
+    /// so a journaled turn replayed more than once still makes one outbox row.
+    turn_id: String,
     org_id: String,
     memory_id: String,
     session_id: Option<i64>,
@@ -99,8 +110,8 @@ struct TurnTarget {
 /// a usable one), also in every log line of the request and of its turn's ingestion.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// An intercepted chat completion, answered whole. The request id and span are set first, so
-/// that every log line of the request, refusals included, carries them.
+/// An intercepted request, answered whole. The request id and span are set first, so that
+/// every log line of the request, refusals included, carries them.
 pub async fn handle(
     state: &AppState,
     upstream: &Upstream,
@@ -133,41 +144,46 @@ async fn handle_request(
     route: Route,
 ) -> Result<()> {
     Metrics::inc(&state.metrics.chat_requests_total);
+    let (shape, path_and_query) = match route {
+        Route::Intercepted {
+            shape,
+            path_and_query,
+        } => (shape, Some(path_and_query)),
+        Route::Lookalike { shape } => (shape, None),
+        Route::Other => (ApiShape::ChatCompletions, None),
+    };
+    ctx.shape = Some(shape);
+    let refuse = Refusal {
+        shape,
+        request_id: &request_id,
+    };
     // A body that fails to arrive (broken framing, a stall) ends the request as refused.
     ctx.outcome = Outcome::ChatRejected;
     let limit = state.config.proxy.max_body_bytes;
     let Some(body) = read_body(session, limit).await? else {
         session.set_keepalive(None);
-        return reject(
-            state,
-            session,
-            ctx,
-            &request_id,
-            ApiError::payload_too_large(limit),
-        )
-        .await;
+        let error = ApiError::payload_too_large(limit);
+        return refuse.send(state, session, ctx, error).await;
     };
-    let fields = match rewrite::probe(&body) {
+    let fields =
+        rewrite::probe(&body).and_then(|fields| fields.with_headers(&session.req_header().headers));
+    let fields = match fields {
         Ok(f) => f,
-        Err(e) => return reject(state, session, ctx, &request_id, e).await,
+        Err(e) => return refuse.send(state, session, ctx, e).await,
     };
-    let path_and_query = match route {
-        Route::Chat { path_and_query } => Some(path_and_query),
-        // Whether the upstream serves this path as chat is unknown, so memory cannot be
-        // applied to it, and its memory fields must not reach the upstream either.
-        Route::ChatLookalike if fields.present => {
-            let error = ApiError::bad_request(
-                "memory_fields_on_unknown_route",
-                "memory_id and store_memory are accepted on /v1/chat/completions and /chat/completions only",
-            );
-            return reject(state, session, ctx, &request_id, error).await;
-        }
-        Route::ChatLookalike | Route::Other => None,
-    };
-    let (outgoing, memory) = if fields.present {
-        match prepare(state, session, fields, &body).await {
+    if path_and_query.is_none() && fields.asked() {
+        // Whether the upstream serves this path as one memgate knows is unknown, so memory
+        // cannot be applied to it, and its memory fields must not reach the upstream either.
+        let error = ApiError::bad_request(
+            "memory_fields_on_unknown_route",
+            "memory_id and store_memory are accepted on /v1/chat/completions, /v1/responses and /v1/messages (and each without /v1) only",
+        );
+        return refuse.send(state, session, ctx, error).await;
+    }
+    let (outgoing, memory) = if fields.asked() {
+        match prepare(state, session, shape, fields, &body).await {
             Ok(prepared) => prepared,
-            Err(e) => return reject(state, session, ctx, &request_id, e).await,
+            Err(e) => return refuse.send(state, session, ctx, e).await,
         }
     } else {
         (body, None)
@@ -176,6 +192,7 @@ async fn handle_request(
         .as_ref()
         .map_or(Outcome::ChatNoMemory, |m| m.status.outcome());
     let request = Outgoing {
+        shape,
         path_and_query,
         body: outgoing,
     };
@@ -185,6 +202,7 @@ async fn handle_request(
 /// What goes upstream: the body, and the normalised path when it differs from the one the
 /// client sent (`None`: as sent).
 struct Outgoing {
+    shape: ApiShape,
     path_and_query: Option<String>,
     body: Bytes,
 }
@@ -240,14 +258,24 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
 async fn prepare(
     state: &AppState,
     session: &Session,
+    shape: ApiShape,
     fields: MemoryFields,
-    body: &[u8],
+    body: &Bytes,
 ) -> std::result::Result<(Bytes, Option<MemoryUse>), ApiError> {
-    let mut chat = ChatBody::parse(body)?;
-    chat.strip_memory_fields();
+    let mut request = RequestBody::parse(body, shape)?;
     let Some(memory_id) = fields.memory_id else {
-        return Ok((Bytes::from(chat.to_bytes()), None));
+        // Only `store_memory`, with nothing to remember for: the body goes as it came, less
+        // the field.
+        let body = match fields.in_body {
+            true => {
+                request.strip_memory_fields();
+                Bytes::from(request.to_bytes())
+            }
+            false => body.clone(),
+        };
+        return Ok((body, None));
     };
+    request.strip_memory_fields();
     Metrics::inc(&state.metrics.memory_requests_total);
     let peer = session
         .client_addr()
@@ -270,7 +298,7 @@ async fn prepare(
             // Without an org there is no session to keep the turn for.
             tracing::warn!(error = %e, %memory_id, "caller unresolvable; forwarding without memory");
             Metrics::inc(&state.metrics.auth_unavailable_total);
-            return Ok(degraded(state, &chat, None));
+            return Ok(degraded(state, &request, None));
         }
     };
 
@@ -283,6 +311,7 @@ async fn prepare(
         user_text
             .filter(|_| fields.store_memory != Some(false))
             .map(|user_text| TurnTarget {
+                turn_id: new_turn_id(),
                 org_id: principal.org.clone(),
                 memory_id: memory_id.clone(),
                 session_id: None,
@@ -295,70 +324,91 @@ async fn prepare(
         Ok(Ok(None)) => return Err(ApiError::session_not_found(&memory_id)),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, %memory_id, "session lookup failed; forwarding without memory");
-            let keep = unresolved(chat.latest_user_text());
-            return Ok(degraded(state, &chat, keep));
+            let keep = unresolved(request.latest_user_text());
+            return Ok(degraded(state, &request, keep));
         }
         Err(_) => {
             tracing::warn!(%memory_id, "session lookup ran out of the retrieval budget");
-            let keep = unresolved(chat.latest_user_text());
-            return Ok(degraded(state, &chat, keep));
+            let keep = unresolved(request.latest_user_text());
+            return Ok(degraded(state, &request, keep));
         }
     };
 
     let config = &memory_session.config;
     let store_turn = fields.store_memory.unwrap_or(config.store_memory);
-    let user_text = chat.latest_user_text();
-    let status = match (config.retrieval, &user_text) {
-        (false, _) => MemoryStatus::Off,
+    let placement = config.placement.unwrap_or(state.config.memory.placement);
+    let user_text = request.latest_user_text();
+    let (status, fact_ids) = match (config.retrieval, &user_text) {
+        (false, _) => (MemoryStatus::Off, Vec::new()),
         // No user message to search with.
-        (true, None) => MemoryStatus::Empty,
+        (true, None) => (MemoryStatus::Empty, Vec::new()),
         (true, Some(query)) => {
-            inject_facts(
-                state,
-                &memory_session,
-                &memory_id,
+            let retrieval = Retrieval {
+                session: &memory_session,
                 query,
                 started,
                 budget,
-                &mut chat,
-            )
-            .await
+            };
+            inject_facts(state, retrieval, &mut request, placement).await
         }
     };
     let keep = user_text
         .filter(|_| store_turn)
         .map(|user_text| TurnTarget {
+            turn_id: new_turn_id(),
             org_id: memory_session.org_id,
             memory_id: memory_session.memory_id,
             session_id: Some(memory_session.id),
             unless_session_declines: false,
             user_text,
         });
-    Ok((
-        Bytes::from(chat.to_bytes()),
-        Some(MemoryUse { status, keep }),
-    ))
+    let memory = MemoryUse {
+        status,
+        fact_ids,
+        keep,
+    };
+    Ok((Bytes::from(request.to_bytes()), Some(memory)))
 }
 
-/// Searches the session's facts for `query` and puts those found in front of the conversation.
-/// The budget counts from `started`: the session lookup has spent part of it already. A slow or
-/// failing search costs the request its context, never its answer.
-async fn inject_facts(
-    state: &AppState,
-    session: &MemorySession,
-    memory_id: &str,
-    query: &str,
+/// A turn id: time-ordered, so the outbox and the journal list turns in the order they came.
+fn new_turn_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// One request's search of its session. The budget counts from `started`: the session lookup
+/// has spent part of it already.
+struct Retrieval<'a> {
+    session: &'a MemorySession,
+    query: &'a str,
     started: Instant,
     budget: Duration,
-    chat: &mut ChatBody,
-) -> MemoryStatus {
+}
+
+/// Searches the session's facts for the query and puts those found where `placement` says;
+/// returns what memory did and the ids of the facts injected. A slow or failing search costs
+/// the request its context, never its answer.
+async fn inject_facts(
+    state: &AppState,
+    retrieval: Retrieval<'_>,
+    request: &mut RequestBody,
+    placement: Placement,
+) -> (MemoryStatus, Vec<String>) {
+    let Retrieval {
+        session,
+        query,
+        started,
+        budget,
+    } = retrieval;
+    let memory_id = session.memory_id.as_str();
     let remaining = budget.saturating_sub(started.elapsed());
     let top_k = session.config.top_k.unwrap_or(state.config.memory.top_k);
     let search = state
         .engine
         .context(session, query, top_k, remaining, &state.metrics);
-    let status = match tokio::time::timeout(remaining, search).await {
-        Ok(Ok(facts)) => {
+    let outcome = match tokio::time::timeout(remaining, search).await {
+        Ok(Ok(mut facts)) => {
+            // A fact with no text to show is not injected, so its id is not reported either.
+            facts.retain(|f| !f.text.trim().is_empty());
             let block = context_block::render(
                 memory_id,
                 facts.iter().map(|f| f.text.as_str()),
@@ -366,40 +416,42 @@ async fn inject_facts(
             );
             match block {
                 Some(block) => {
-                    chat.inject_context(&block);
+                    request.inject_context(&block, placement);
                     Metrics::inc(&state.metrics.context_injected_total);
                     Metrics::add(&state.metrics.facts_injected_total, facts.len() as u64);
-                    MemoryStatus::Injected
+                    let ids = facts.into_iter().map(|f| f.id).collect();
+                    (MemoryStatus::Injected, ids)
                 }
-                None => MemoryStatus::Empty,
+                None => (MemoryStatus::Empty, Vec::new()),
             }
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, %memory_id, "retrieval failed; forwarding without context");
             Metrics::inc(&state.metrics.retrieval_degraded_total);
-            MemoryStatus::Degraded
+            (MemoryStatus::Degraded, Vec::new())
         }
         Err(_) => {
             tracing::warn!(%memory_id, budget_ms = budget.as_millis() as u64, "retrieval ran out of budget; forwarding without context");
             Metrics::inc(&state.metrics.retrieval_degraded_total);
-            MemoryStatus::Degraded
+            (MemoryStatus::Degraded, Vec::new())
         }
     };
     state.metrics.latency.retrieval.observe(started.elapsed());
-    status
+    outcome
 }
 
 /// Memory could not be consulted: the request goes on without context, flagged.
 fn degraded(
     state: &AppState,
-    chat: &ChatBody,
+    request: &RequestBody,
     keep: Option<TurnTarget>,
 ) -> (Bytes, Option<MemoryUse>) {
     Metrics::inc(&state.metrics.retrieval_degraded_total);
     (
-        Bytes::from(chat.to_bytes()),
+        Bytes::from(request.to_bytes()),
         Some(MemoryUse {
             status: MemoryStatus::Degraded,
+            fact_ids: Vec::new(),
             keep,
         }),
     )
@@ -458,22 +510,77 @@ async fn forward(
         return Ok(());
     };
     let client_version = session.req_header().version;
-    let status = memory.as_ref().map(|m| m.status);
     let upstream_header = response.header();
-    let header = response_header(upstream_header, client_version, request_id, status)?;
+    // An error answer is no turn to remember.
+    let memory = memory.map(|mut m| {
+        m.keep = m.keep.filter(|_| upstream_header.status.is_success());
+        m
+    });
+    let header = response_header(upstream_header, client_version, request_id, memory.as_ref())?;
     let content_type = upstream_header
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    // An error answer is no turn to remember.
-    let kept = memory
-        .and_then(|m| m.keep)
-        .filter(|_| upstream_header.status.is_success())
-        .map(|target| (target, ResponseTee::for_content_type(content_type)));
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    relay(state, session, ctx, request_id, response, kept).await
+    let mut kept = memory.and_then(|m| m.keep).map(|target| {
+        (
+            target,
+            ResponseTee::for_answer(outgoing.shape, content_type),
+        )
+    });
+    if let Err(e) = session.write_response_header(Box::new(header), false).await {
+        drop_unfinished(state, &mut kept).await;
+        return Err(e);
+    }
+    let relayed = relay(state, session, ctx, request_id, response, &mut kept).await;
+    // The client has had all it will get: a turn not stored is settled as dropped now.
+    drop_unfinished(state, &mut kept).await;
+    if let Ok(Some(dropped)) = relayed {
+        turn_store::settle_dropped(state, dropped).await;
+        return Ok(());
+    }
+    relayed.map(|_| ())
+}
+
+/// The fact ids, comma-separated. Ids are memgate's (UUIDs, graph item ids); any byte that
+/// could not stand in a header list (controls, non-ASCII, `,` and `%`) is percent-encoded, so
+/// an odd id cannot break the response.
+fn facts_header_value(ids: &[String]) -> String {
+    let mut value = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            value.push(',');
+        }
+        for byte in id.bytes() {
+            if byte.is_ascii_graphic() && byte != b',' && byte != b'%' {
+                value.push(char::from(byte));
+            } else {
+                value.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    value
+}
+
+/// Why a turn the client was told of is not stored: its answer broke off.
+const ANSWER_BROKE_OFF: &str = "the answer broke off before it was complete";
+
+/// Settles as dropped a kept turn whose answer never completed (the gateway or the client
+/// went away mid-answer).
+async fn drop_unfinished(state: &AppState, kept: &mut Option<(TurnTarget, ResponseTee)>) {
+    if let Some((target, _)) = kept.take() {
+        turn_store::settle_dropped(state, target.dropped(ANSWER_BROKE_OFF)).await;
+    }
+}
+
+impl TurnTarget {
+    fn dropped(self, reason: &'static str) -> DroppedTurn {
+        DroppedTurn {
+            turn_id: self.turn_id,
+            org_id: self.org_id,
+            memory_id: self.memory_id,
+            reason,
+        }
+    }
 }
 
 /// The client's request as it goes to the gateway: its headers, less those that belong to the
@@ -521,28 +628,38 @@ async fn send_upstream<'u>(
             ctx.outcome = Outcome::ChatUpstreamError;
             tracing::warn!(error = %e, "upstream unreachable");
             let error = framing::upstream_error(&e);
-            respond(session, request_id, &error).await?;
+            let refusal = Refusal {
+                shape: ctx.shape.unwrap_or(ApiShape::ChatCompletions),
+                request_id,
+            };
+            refusal.respond(session, &error).await?;
             Ok(None)
         }
     }
 }
 
-/// The header the client gets: the gateway's, less its hop-by-hop headers, plus memgate's own.
+/// The header the client gets: the gateway's, less its hop-by-hop headers, plus memgate's
+/// own: what memory did, which facts it injected, and the turn it will store.
 fn response_header(
     upstream: &ResponseHeader,
     client_version: http::Version,
     request_id: &str,
-    memory: Option<MemoryStatus>,
+    memory: Option<&MemoryUse>,
 ) -> Result<ResponseHeader> {
-    let mut header = client_response_header(upstream, client_version, 2)?;
-    if let Some(status) = memory {
-        header.insert_header(MEMORY_STATUS_HEADER, status.header_value())?;
+    let mut header = client_response_header(upstream, client_version, 4)?;
+    if let Some(memory) = memory {
+        header.insert_header(MEMORY_STATUS_HEADER, memory.status.header_value())?;
+        header.insert_header(FACTS_HEADER, facts_header_value(&memory.fact_ids))?;
+        if let Some(target) = &memory.keep {
+            header.insert_header(TURN_HEADER, &target.turn_id)?;
+        }
     }
     header.insert_header(REQUEST_ID_HEADER, request_id)?;
     Ok(header)
 }
 
-/// Streams the answer body to the client, and stores the turn of a kept one.
+/// Streams the answer body to the client, and stores the turn of a kept one (taking it out
+/// of `kept`); says which turn it did not store, and why.
 ///
 /// The end of a kept answer is held back until its turn is durable (the tee says where the
 /// end starts); everything before goes out as it arrives. The turn is stored as soon as the
@@ -553,8 +670,9 @@ async fn relay(
     ctx: &mut RequestCtx,
     request_id: &str,
     mut response: UpstreamResponse<'_>,
-    mut kept: Option<(TurnTarget, ResponseTee)>,
-) -> Result<()> {
+    kept: &mut Option<(TurnTarget, ResponseTee)>,
+) -> Result<Option<DroppedTurn>> {
+    let mut dropped = None;
     let mut held = std::collections::VecDeque::<Bytes>::new();
     let mut sent: u64 = 0;
     loop {
@@ -569,7 +687,7 @@ async fn relay(
                 release(session, &mut held, &mut sent, tee.releasable()).await?;
                 if tee.is_complete() {
                     if let Some((target, tee)) = kept.take() {
-                        finish_turn(state, request_id, target, tee).await;
+                        dropped = finish_turn(state, request_id, target, tee).await;
                     }
                     release(session, &mut held, &mut sent, u64::MAX).await?;
                 }
@@ -589,12 +707,12 @@ async fn relay(
     response.finish().await;
     // A JSON body (or a stream that never said `[DONE]`) is over only when the upstream ends
     // it; the tee still decides whether it is a complete answer.
-    if let Some((target, tee)) = kept {
-        finish_turn(state, request_id, target, tee).await;
+    if let Some((target, tee)) = kept.take() {
+        dropped = finish_turn(state, request_id, target, tee).await;
     }
     release(session, &mut held, &mut sent, u64::MAX).await?;
     session.write_response_body(None, true).await?;
-    Ok(())
+    Ok(dropped)
 }
 
 /// Sends the held chunks up to stream offset `upto` (splitting one if needed).
@@ -620,17 +738,22 @@ async fn release(
     Ok(())
 }
 
-/// Makes the turn durable (outbox, else journal) when the tee holds a complete answer.
-async fn finish_turn(state: &AppState, request_id: &str, target: TurnTarget, tee: ResponseTee) {
+/// Makes the turn durable (outbox, else journal) when the tee holds a complete answer; else
+/// it is dropped.
+async fn finish_turn(
+    state: &AppState,
+    request_id: &str,
+    target: TurnTarget,
+    tee: ResponseTee,
+) -> Option<DroppedTurn> {
     let Some(answer) = tee.finish() else {
         tracing::debug!("answer incomplete or unreadable; turn not stored");
-        return;
+        return Some(target.dropped("the answer was incomplete, failed or too large to keep"));
     };
-    turn_store::persist(state, finished_turn(request_id, target, answer)).await;
+    turn_store::persist(state, finished_turn(request_id, target, answer)).await
 }
 
-/// The turn as the outbox and the journal keep it. Its idempotency key is fixed here, so a
-/// journaled turn that is replayed more than once still makes one outbox row.
+/// The turn as the outbox and the journal keep it, under the id the client was given.
 fn finished_turn(request_id: &str, target: TurnTarget, answer: String) -> FinishedTurn {
     let messages = vec![
         TurnMessage {
@@ -643,7 +766,7 @@ fn finished_turn(request_id: &str, target: TurnTarget, answer: String) -> Finish
         },
     ];
     FinishedTurn {
-        idempotency_key: uuid::Uuid::now_v7().to_string(),
+        idempotency_key: target.turn_id,
         org_id: target.org_id,
         session_id: target.session_id,
         unless_session_declines: target.unless_session_declines,
@@ -657,25 +780,34 @@ fn finished_turn(request_id: &str, target: TurnTarget, answer: String) -> Finish
     }
 }
 
-async fn reject(
-    state: &AppState,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    request_id: &str,
-    error: ApiError,
-) -> Result<()> {
-    Metrics::inc(&state.metrics.rejected_requests_total);
-    ctx.outcome = Outcome::ChatRejected;
-    respond(session, request_id, &error).await
+/// How memgate refuses a request: in its API's error shape, with its request id.
+struct Refusal<'a> {
+    shape: ApiShape,
+    request_id: &'a str,
 }
 
-/// Answers `error`; the connection stays usable, as the body was read whole.
-async fn respond(session: &mut Session, request_id: &str, error: &ApiError) -> Result<()> {
-    let (header, body) = framing::error_response(error, Some(request_id))?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await
+impl Refusal<'_> {
+    /// Refuses the request as the client's fault; nothing went upstream.
+    async fn send(
+        &self,
+        state: &AppState,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        error: ApiError,
+    ) -> Result<()> {
+        Metrics::inc(&state.metrics.rejected_requests_total);
+        ctx.outcome = Outcome::ChatRejected;
+        self.respond(session, &error).await
+    }
+
+    /// Answers `error`; the connection stays usable, as the body was read whole.
+    async fn respond(&self, session: &mut Session, error: &ApiError) -> Result<()> {
+        let (header, body) = framing::error_response(error, self.shape, Some(self.request_id))?;
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(body), true).await
+    }
 }
 
 #[cfg(test)]
@@ -688,6 +820,15 @@ mod tests {
         assert_eq!(MemoryStatus::Empty.header_value(), "empty");
         assert_eq!(MemoryStatus::Off.header_value(), "off");
         assert_eq!(MemoryStatus::Degraded.header_value(), "degraded");
+    }
+
+    #[test]
+    fn fact_ids_always_make_a_header_value() {
+        let ids = ["0192f7a4-1".to_string(), "a,b %é\n".to_string()];
+        let value = facts_header_value(&ids);
+        assert_eq!(value, "0192f7a4-1,a%2Cb%20%25%C3%A9%0A");
+        assert!(http::HeaderValue::from_str(&value).is_ok());
+        assert_eq!(facts_header_value(&[]), "");
     }
 
     #[test]

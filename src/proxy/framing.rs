@@ -1,4 +1,4 @@
-//! Requests whose HTTP framing is broken or ambiguous: refused in the OpenAI error shape, with
+//! Requests whose HTTP framing is broken or ambiguous: refused in the API's error shape, with
 //! the status that says whose fault it is, and the connection closed.
 //!
 //! A bad chunk size, a body shorter than its length or a client that stops sending are the
@@ -14,6 +14,7 @@ use pingora::prelude::*;
 use pingora::ErrorSource;
 
 use crate::http_error::ApiError;
+use crate::proxy::api::ApiShape;
 
 /// One `Content-Length` holding one decimal number, or none at all.
 pub fn check_content_length(request: &RequestHeader) -> std::result::Result<(), ApiError> {
@@ -73,8 +74,13 @@ pub fn upstream_error(e: &Error) -> ApiError {
 /// Sends `error` and closes the connection: after broken framing or a stalled body, nothing
 /// that follows on it can be trusted to start a request. Does nothing once a response has
 /// started.
-pub async fn refuse(session: &mut Session, error: &ApiError, request_id: Option<&str>) {
-    let written = match error_response(error, request_id) {
+pub async fn refuse(
+    session: &mut Session,
+    error: &ApiError,
+    shape: ApiShape,
+    request_id: Option<&str>,
+) {
+    let written = match error_response(error, shape, request_id) {
         Ok((header, body)) => {
             session
                 .as_downstream_mut()
@@ -88,12 +94,14 @@ pub async fn refuse(session: &mut Session, error: &ApiError, request_id: Option<
     }
 }
 
-/// The proxy's error answer: the OpenAI error shape, with the request's id when it has one.
+/// The proxy's error answer, in the error shape of the request's API (OpenAI's for anything
+/// not intercepted), with the request's id when it has one.
 pub fn error_response(
     error: &ApiError,
+    shape: ApiShape,
     request_id: Option<&str>,
 ) -> Result<(ResponseHeader, Bytes)> {
-    let body = error.body();
+    let body = shape.error_body(error);
     let mut header = ResponseHeader::build(error.status, Some(3))?;
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;

@@ -1,4 +1,5 @@
-//! The proxy listener (Pingora). Chat completions are intercepted by [`chat`]; requests
+//! The proxy listener (Pingora). Requests of the API shapes memgate remembers on (chat
+//! completions, Responses, Anthropic Messages: see [`api`]) are intercepted by [`chat`]; requests
 //! without a body are forwarded by [`passthrough`]; everything else (bodies streamed both
 //! ways, upgrades) is proxied by Pingora's pipeline untouched. All three reach the gateway
 //! through [`crate::upstream`]'s peer.
@@ -6,7 +7,7 @@
 //! Phases, for a request:
 //! - `early_request_filter`: the header is in; the client's deadlines move on to the body and
 //!   the keep-alive wait (see [`deadlines`]).
-//! - `request_filter`: a chat completion is handled here whole (see [`chat`] for why), and so
+//! - `request_filter`: an intercepted request is handled here whole (see [`chat`] for why), and so
 //!   is a request without a body (see [`passthrough`]); the phases below do not run for them.
 //!   Anything else continues.
 //! - `upstream_peer`: the configured gateway.
@@ -14,6 +15,7 @@
 //! - `logging`: runs once at the end, errors included; a finished turn is written to the
 //!   outbox here, after the client has its last byte but before the request's task ends.
 
+pub mod api;
 pub mod chat;
 pub mod deadlines;
 pub mod framing;
@@ -33,7 +35,7 @@ use pingora::proxy::FailToProxy;
 use crate::app::AppState;
 use crate::metrics::Outcome;
 use crate::shutdown::InFlightGuard;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, MEMGATE_REQUEST_HEADERS};
 use route::Route;
 
 pub struct MemgateProxy {
@@ -54,6 +56,8 @@ pub struct RequestCtx {
     pub outcome: Outcome,
     /// Set by the chat path.
     pub request_id: Option<String>,
+    /// The API shape of an intercepted request, whose error shape memgate answers in.
+    pub shape: Option<api::ApiShape>,
     /// Counts the request until the context is dropped, after the outbox write.
     _in_flight: InFlightGuard,
 }
@@ -67,6 +71,7 @@ impl ProxyHttp for MemgateProxy {
             started: std::time::Instant::now(),
             outcome: Outcome::Passthrough,
             request_id: None,
+            shape: None,
             _in_flight: self.state.drain.request(),
         }
     }
@@ -82,14 +87,15 @@ impl ProxyHttp for MemgateProxy {
         Ok(())
     }
 
-    /// Default: continue. Chat completions are answered here and end the request; a request
+    /// Default: continue. Intercepted requests are answered here and end the request; a request
     /// whose length framing is ambiguous is refused before anything goes upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let route = route::classify(session.req_header());
         if let Err(e) = framing::check_content_length(session.req_header()) {
-            framing::refuse(session, &e, None).await;
+            framing::refuse(session, &e, route.error_shape(), None).await;
             return Ok(true);
         }
-        match route::classify(session.req_header()) {
+        match route {
             Route::Other if passthrough::is_bodiless(session.req_header()) => {
                 passthrough::forward(&self.upstream, session, ctx).await?;
                 Ok(true)
@@ -118,6 +124,9 @@ impl ProxyHttp for MemgateProxy {
         _ctx: &mut Self::CTX,
     ) -> Result<()> {
         upstream_request.insert_header(http::header::HOST, &self.upstream.authority)?;
+        for name in MEMGATE_REQUEST_HEADERS {
+            upstream_request.remove_header(name);
+        }
         if !self.upstream.base_path.is_empty() {
             let path_and_query = upstream_request
                 .uri
@@ -150,7 +159,8 @@ impl ProxyHttp for MemgateProxy {
         }
         let body_read = self.state.config.proxy.deadlines().body_read;
         let error = framing::api_error_of(e, body_read);
-        framing::refuse(session, &error, ctx.request_id.as_deref()).await;
+        let shape = ctx.shape.unwrap_or(api::ApiShape::ChatCompletions);
+        framing::refuse(session, &error, shape, ctx.request_id.as_deref()).await;
         FailToProxy {
             error_code: error.status,
             can_reuse_downstream: false,

@@ -11,6 +11,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
 use crate::metrics::Outcome;
+use crate::proxy::api::ApiShape;
 use crate::proxy::framing;
 use crate::proxy::RequestCtx;
 use crate::upstream::{client_response_header, Upstream};
@@ -43,7 +44,13 @@ pub async fn forward(
         Err(e) => {
             ctx.outcome = Outcome::PassthroughError;
             tracing::warn!(error = %e, "upstream unreachable");
-            framing::refuse(session, &framing::upstream_error(&e), None).await;
+            framing::refuse(
+                session,
+                &framing::upstream_error(&e),
+                ApiShape::ChatCompletions,
+                None,
+            )
+            .await;
             return Ok(());
         }
     };

@@ -9,20 +9,34 @@ use std::borrow::Cow;
 
 use pingora::http::RequestHeader;
 
-/// The paths memgate intercepts, as the upstream serves them.
-const CHAT_PATHS: [&str; 2] = ["/v1/chat/completions", "/chat/completions"];
+use crate::proxy::api::ApiShape;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
-    /// A chat completion. `path_and_query` is the normalised path (and the raw query), which
-    /// is what goes upstream, so memgate and the upstream agree on what the request is.
-    Chat { path_and_query: String },
-    /// A path that is a chat route only to an upstream that also ignores case, decodes
-    /// reserved escapes (`%2F`) or trailing slashes. Whether the upstream serves it as chat
-    /// cannot be known: memory fields on it are refused, anything else passes as it came.
-    ChatLookalike,
+    /// A request of an API shape memgate remembers on. `path_and_query` is the normalised
+    /// path (and the raw query), which is what goes upstream, so memgate and the upstream
+    /// agree on what the request is.
+    Intercepted {
+        shape: ApiShape,
+        path_and_query: String,
+    },
+    /// A path that is an intercepted route only to an upstream that also ignores case,
+    /// decodes reserved escapes (`%2F`) or trailing slashes. Whether the upstream serves it
+    /// as such cannot be known: memory fields on it are refused, anything else passes as it
+    /// came. `shape` is the one it looks like, for the shape of memgate's errors.
+    Lookalike { shape: ApiShape },
     /// Everything else: proxied untouched.
     Other,
+}
+
+impl Route {
+    /// The shape memgate's own errors take on this route.
+    pub fn error_shape(&self) -> ApiShape {
+        match self {
+            Route::Intercepted { shape, .. } | Route::Lookalike { shape } => *shape,
+            Route::Other => ApiShape::ChatCompletions,
+        }
+    }
 }
 
 pub fn classify(request: &RequestHeader) -> Route {
@@ -31,19 +45,28 @@ pub fn classify(request: &RequestHeader) -> Route {
     }
     let raw = request.uri.path();
     let path = normalise(raw, false);
-    if CHAT_PATHS.contains(&path.as_ref()) {
+    let shape = ApiShape::ALL
+        .into_iter()
+        .find(|shape| shape.paths().contains(&path.as_ref()));
+    if let Some(shape) = shape {
         let path_and_query = match request.uri.query() {
             Some(query) => format!("{path}?{query}"),
             None => path.into_owned(),
         };
-        return Route::Chat { path_and_query };
+        return Route::Intercepted {
+            shape,
+            path_and_query,
+        };
     }
     let loose = normalise(raw, true);
     let loose = loose.trim_end_matches('/');
-    if CHAT_PATHS.iter().any(|p| p.eq_ignore_ascii_case(loose)) {
-        return Route::ChatLookalike;
+    let lookalike = ApiShape::ALL
+        .into_iter()
+        .find(|shape| shape.paths().iter().any(|p| p.eq_ignore_ascii_case(loose)));
+    match lookalike {
+        Some(shape) => Route::Lookalike { shape },
+        None => Route::Other,
     }
-    Route::Other
 }
 
 /// RFC 3986 normalisation of a path: percent-escapes of unreserved characters decoded
@@ -111,7 +134,8 @@ mod tests {
     }
 
     fn chat(path_and_query: &str) -> Route {
-        Route::Chat {
+        Route::Intercepted {
+            shape: ApiShape::ChatCompletions,
             path_and_query: path_and_query.into(),
         }
     }
@@ -158,10 +182,46 @@ mod tests {
         ] {
             assert_eq!(
                 route("POST", lookalike),
-                Route::ChatLookalike,
+                Route::Lookalike {
+                    shape: ApiShape::ChatCompletions
+                },
                 "{lookalike}"
             );
         }
+    }
+
+    #[test]
+    fn responses_and_messages_are_intercepted_with_and_without_v1() {
+        for (path, shape) in [
+            ("/v1/responses", ApiShape::Responses),
+            ("/responses", ApiShape::Responses),
+            ("/v1/messages", ApiShape::Messages),
+            ("/messages", ApiShape::Messages),
+        ] {
+            assert_eq!(
+                route("POST", &format!("/{path}?beta=true")),
+                Route::Intercepted {
+                    shape,
+                    path_and_query: format!("{path}?beta=true")
+                }
+            );
+        }
+        assert_eq!(
+            route("POST", "/v1/Messages"),
+            Route::Lookalike {
+                shape: ApiShape::Messages
+            }
+        );
+        assert_eq!(
+            route("POST", "/v1/responses/"),
+            Route::Lookalike {
+                shape: ApiShape::Responses
+            }
+        );
+        // Retrieving or cancelling a stored response is not a new one.
+        assert_eq!(route("POST", "/v1/responses/resp_1/cancel"), Route::Other);
+        assert_eq!(route("GET", "/v1/responses/resp_1"), Route::Other);
+        assert_eq!(route("POST", "/v1/messages/count_tokens"), Route::Other);
     }
 
     #[test]

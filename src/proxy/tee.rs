@@ -1,21 +1,20 @@
-//! The response tee: sees every chunk on its way to the client (it never holds one back) and
-//! assembles the assistant's answer from choice 0, for JSON and for SSE streams.
+//! The response tee: sees every chunk on its way to the client and assembles the assistant's
+//! answer, for JSON and for SSE streams, of any API shape (which part of an answer or an event
+//! is its text is the shape's to say, see [`ApiShape`]).
 //!
 //! SSE is parsed incrementally: an event may be split anywhere, even inside a UTF-8 sequence
 //! or between `\r` and `\n`. An answer counts as complete only when the stream says so
-//! (`data: [DONE]` or a `finish_reason`), so a cut stream is never stored as a turn.
+//! (chat's `data: [DONE]` or a `finish_reason`, Responses' `response.completed`, Anthropic's
+//! `message_stop`), so a cut stream is never stored as a turn.
 //!
 //! The tee also says how much of what it has seen may go to the client before the turn is
 //! durable ([`ResponseTee::releasable`]): everything but the answer's end, which is the last
-//! chunk of a JSON body, or an SSE stream from the start of its `[DONE]` event on. An event
-//! that could still turn out to be `[DONE]` (`data: [DO` so far) is held until it is known,
-//! so the marker is found however the upstream splits it.
+//! chunk of a JSON body, or an SSE stream from the start of its final event on. For chat, an
+//! event that could still turn out to be `[DONE]` (`data: [DO` so far) is held until it is
+//! known, so the marker is found however the upstream splits it; the other shapes end on a
+//! typed event, so each event is held until it is whole and its type known.
 
-use std::borrow::Cow;
-
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-use serde_json::Value;
+use crate::proxy::api::ApiShape;
 
 /// Answers longer than this are not kept as turns (the client still gets all of it).
 pub const MAX_TEED_BYTES: usize = 8 * 1024 * 1024;
@@ -27,7 +26,7 @@ pub enum ResponseTee {
 }
 
 impl ResponseTee {
-    pub fn for_content_type(content_type: Option<&str>) -> Self {
+    pub fn for_answer(shape: ApiShape, content_type: Option<&str>) -> Self {
         let is_sse = content_type
             .map(|ct| {
                 ct.trim()
@@ -36,9 +35,9 @@ impl ResponseTee {
             })
             .unwrap_or(false);
         if is_sse {
-            ResponseTee::Sse(SseTee::default())
+            ResponseTee::Sse(SseTee::new(shape))
         } else {
-            ResponseTee::Json(JsonTee::default())
+            ResponseTee::Json(JsonTee::new(shape))
         }
     }
 
@@ -58,7 +57,7 @@ impl ResponseTee {
         }
     }
 
-    /// Whether the stream has said its answer is over (`data: [DONE]`), so the turn can be
+    /// Whether the stream has said its answer is over (its final event), so the turn can be
     /// stored before the upstream closes. A JSON body is over only at its end.
     pub fn is_complete(&self) -> bool {
         match self {
@@ -76,8 +75,9 @@ impl ResponseTee {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JsonTee {
+    shape: ApiShape,
     body: Vec<u8>,
     overflow: bool,
     consumed: u64,
@@ -86,6 +86,16 @@ pub struct JsonTee {
 }
 
 impl JsonTee {
+    fn new(shape: ApiShape) -> Self {
+        Self {
+            shape,
+            body: Vec::new(),
+            overflow: false,
+            consumed: 0,
+            last_chunk: 0,
+        }
+    }
+
     fn feed(&mut self, chunk: &[u8]) {
         self.consumed += chunk.len() as u64;
         self.last_chunk = chunk.len() as u64;
@@ -101,19 +111,20 @@ impl JsonTee {
         if self.overflow {
             return None;
         }
-        let completion: Completion = serde_json::from_slice(&self.body).ok()?;
-        let choice = completion.choices.into_iter().find(|c| c.index == 0)?;
-        crate::proxy::rewrite::content_text(&choice.message?.content?)
+        self.shape.answer_text(&self.body)
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseTee {
+    shape: ApiShape,
     /// Bytes of the line being received (not yet ended by `\n`).
     line: Vec<u8>,
     /// `data:` lines of the event being received.
     data: Vec<u8>,
     text: String,
+    /// The block the latest text belonged to: text of another block starts on a new line.
+    block: Option<u64>,
     done: bool,
     finished: bool,
     failed: bool,
@@ -128,6 +139,23 @@ pub struct SseTee {
 }
 
 impl SseTee {
+    fn new(shape: ApiShape) -> Self {
+        Self {
+            shape,
+            line: Vec::new(),
+            data: Vec::new(),
+            text: String::new(),
+            block: None,
+            done: false,
+            finished: false,
+            failed: false,
+            overlong: None,
+            consumed: 0,
+            event_start: 0,
+            done_at: None,
+        }
+    }
+
     /// Every limit is applied to whole lines and whole events, so the outcome does not depend
     /// on where the network cut the stream.
     fn feed(&mut self, chunk: &[u8]) {
@@ -205,6 +233,10 @@ impl SseTee {
             // No turn will be kept from this stream: nothing to hold for.
             return self.consumed;
         }
+        if !self.shape.ends_with_done_marker() {
+            // Any event may be the last: each waits until it is whole.
+            return self.event_start;
+        }
         // A line not (yet) known to be a data line adds no data.
         let partial = self.line.strip_prefix(b"data:");
         if could_still_be_done(&self.data, partial) {
@@ -220,26 +252,27 @@ impl SseTee {
         if data.is_empty() {
             return;
         }
-        if data == b"[DONE]" {
+        if data == b"[DONE]" && self.shape.ends_with_done_marker() {
             self.done = true;
             self.done_at.get_or_insert(self.event_start);
             return;
         }
-        // Typed and borrowed: only the fields the tee needs are materialised.
-        let Ok(event) = serde_json::from_slice::<StreamEvent>(data) else {
-            return;
-        };
-        if event.error.is_some() {
+        let step = self.shape.stream_step(data);
+        if step.failed {
             self.failed = true;
             return;
         }
-        for choice in event.choices.iter().filter(|c| c.index == 0) {
-            if let Some(piece) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
-                self.text.push_str(piece);
+        if let Some((block, piece)) = step.text {
+            if self.block.is_some_and(|b| b != block) && !self.text.is_empty() {
+                self.text.push('\n');
             }
-            if choice.finish_reason.is_some() {
-                self.finished = true;
-            }
+            self.block = Some(block);
+            self.text.push_str(&piece);
+        }
+        self.finished |= step.finished;
+        if step.end {
+            self.done = true;
+            self.done_at.get_or_insert(self.event_start);
         }
     }
 
@@ -283,57 +316,12 @@ fn could_still_be_done(data: &[u8], partial: Option<&[u8]>) -> bool {
     true
 }
 
-#[derive(Deserialize)]
-struct StreamEvent<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<StreamChoice<'a>>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct StreamChoice<'a> {
-    #[serde(default)]
-    index: u64,
-    #[serde(default, borrow)]
-    delta: Option<StreamDelta<'a>>,
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct StreamDelta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-}
-
-/// A non-streamed answer, read for choice 0's content only (a string or text parts).
-#[derive(Deserialize)]
-struct Completion {
-    #[serde(default)]
-    choices: Vec<CompletionChoice>,
-}
-
-#[derive(Deserialize)]
-struct CompletionChoice {
-    #[serde(default)]
-    index: u64,
-    #[serde(default)]
-    message: Option<CompletionMessage>,
-}
-
-#[derive(Deserialize)]
-struct CompletionMessage {
-    #[serde(default)]
-    content: Option<Value>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fed(body: &[u8], chunk: usize) -> Option<String> {
-        let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+        let mut tee = ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
         for piece in body.chunks(chunk) {
             tee.feed(piece);
         }
@@ -382,7 +370,10 @@ mod tests {
         let stream = sse_events(&["Héllo", " wörld", "!"]).replace("\n", "\r\n");
         let bytes = stream.as_bytes();
         for size in [1, 2, 3, 7, 64, bytes.len()] {
-            let mut tee = ResponseTee::for_content_type(Some("text/event-stream; charset=utf-8"));
+            let mut tee = ResponseTee::for_answer(
+                ApiShape::ChatCompletions,
+                Some("text/event-stream; charset=utf-8"),
+            );
             for chunk in bytes.chunks(size) {
                 tee.feed(chunk);
             }
@@ -401,7 +392,8 @@ mod tests {
         let stream = sse_events(&["a", "b"]);
         let done_at = stream.find("data: [DONE]").unwrap() as u64;
         for size in 1..=stream.len() {
-            let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+            let mut tee =
+                ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
             let mut fed = 0u64;
             for chunk in stream.as_bytes().chunks(size) {
                 tee.feed(chunk);
@@ -420,19 +412,21 @@ mod tests {
             assert_eq!(tee.releasable(), done_at, "chunk size {size}");
             assert_eq!(tee.finish().as_deref(), Some("ab"));
         }
-        let mut split = ResponseTee::for_content_type(Some("text/event-stream"));
+        let mut split =
+            ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
         split.feed(b"data: {\"choices\":[]}\n\ndata: [DO");
         assert_eq!(split.releasable(), 22);
         split.feed(b"NE]\n\n");
         assert_eq!(split.releasable(), 22);
-        let mut padded = ResponseTee::for_content_type(Some("text/event-stream"));
+        let mut padded =
+            ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
         padded.feed(b": keep-alive\n\nid: 7\ndata:   [DONE]  \r\n\r\n");
         assert_eq!(padded.releasable(), 14);
     }
 
     #[test]
     fn a_json_body_holds_back_its_last_chunk() {
-        let mut tee = ResponseTee::for_content_type(Some("application/json"));
+        let mut tee = ResponseTee::for_answer(ApiShape::ChatCompletions, Some("application/json"));
         tee.feed(b"{\"choices\":");
         assert_eq!(tee.releasable(), 0);
         tee.feed(b"[]}");
@@ -443,17 +437,18 @@ mod tests {
     fn sse_cut_before_the_end_is_incomplete() {
         let stream = sse_events(&["a", "b"]);
         let cut = &stream.as_bytes()[..stream.find("finish_reason\":\"stop").unwrap()];
-        let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+        let mut tee = ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
         tee.feed(cut);
         assert!(tee.finish().is_none());
     }
 
     #[test]
     fn sse_other_choices_and_errors() {
-        let mut tee = ResponseTee::for_content_type(Some("text/event-stream"));
+        let mut tee = ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
         tee.feed(b"data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}},{\"index\":0,\"delta\":{\"content\":\"y\"}}]}\n\ndata: [DONE]\n\n");
         assert_eq!(tee.finish().as_deref(), Some("y"));
-        let mut failed = ResponseTee::for_content_type(Some("text/event-stream"));
+        let mut failed =
+            ResponseTee::for_answer(ApiShape::ChatCompletions, Some("text/event-stream"));
         failed.feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
         assert!(failed.finish().is_none());
     }
@@ -461,13 +456,155 @@ mod tests {
     #[test]
     fn json_answer_is_read_from_choice_zero() {
         let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi there"},"finish_reason":"stop"}]}"#;
-        let mut tee = ResponseTee::for_content_type(Some("application/json"));
+        let mut tee = ResponseTee::for_answer(ApiShape::ChatCompletions, Some("application/json"));
         for c in body.chunks(5) {
             tee.feed(c);
         }
         assert_eq!(tee.finish().as_deref(), Some("Hi there"));
-        let mut cut = ResponseTee::for_content_type(Some("application/json"));
+        let mut cut = ResponseTee::for_answer(ApiShape::ChatCompletions, Some("application/json"));
         cut.feed(&body[..40]);
         assert!(cut.finish().is_none());
+    }
+
+    fn typed_events(events: &[(&str, String)]) -> String {
+        events
+            .iter()
+            .map(|(kind, data)| format!("event: {kind}\ndata: {data}\n\n"))
+            .collect()
+    }
+
+    fn responses_stream() -> String {
+        let delta = |i: u64, d: &str| {
+            format!(
+                r#"{{"type":"response.output_text.delta","output_index":{i},"content_index":0,"delta":"{d}"}}"#
+            )
+        };
+        typed_events(&[
+            (
+                "response.created",
+                r#"{"type":"response.created","response":{}}"#.into(),
+            ),
+            ("response.output_text.delta", delta(0, "Hé")),
+            ("response.output_text.delta", delta(0, "llo")),
+            ("response.output_text.delta", delta(1, "again")),
+            (
+                "response.completed",
+                r#"{"type":"response.completed","response":{"status":"completed"}}"#.into(),
+            ),
+        ])
+    }
+
+    fn messages_stream() -> String {
+        let delta = |i: u64, t: &str| {
+            format!(
+                r#"{{"type":"content_block_delta","index":{i},"delta":{{"type":"text_delta","text":"{t}"}}}}"#
+            )
+        };
+        typed_events(&[
+            ("message_start", r#"{"type":"message_start","message":{"content":[]}}"#.into()),
+            ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.into()),
+            ("ping", r#"{"type":"ping"}"#.into()),
+            ("content_block_delta", delta(0, "Hé")),
+            ("content_block_delta", delta(0, "llo")),
+            ("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#.into()),
+            ("content_block_delta", delta(2, "again")),
+            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#.into()),
+            ("message_stop", r#"{"type":"message_stop"}"#.into()),
+        ])
+    }
+
+    /// The final event of a Responses or Messages stream is held back however the stream is
+    /// cut, every event before it goes out once whole, and the text of separate blocks is
+    /// joined by a newline.
+    #[test]
+    fn typed_streams_hold_back_their_final_event() {
+        for (shape, stream, last) in [
+            (
+                ApiShape::Responses,
+                responses_stream(),
+                "event: response.completed",
+            ),
+            (ApiShape::Messages, messages_stream(), "event: message_stop"),
+        ] {
+            let end_at = stream.find(last).unwrap() as u64;
+            for size in 1..=stream.len() {
+                let mut tee = ResponseTee::for_answer(shape, Some("text/event-stream"));
+                let mut fed = 0u64;
+                for chunk in stream.as_bytes().chunks(size) {
+                    tee.feed(chunk);
+                    fed += chunk.len() as u64;
+                    assert!(tee.releasable() <= end_at, "{shape:?} chunk size {size}");
+                    // Everything up to the last whole event may go.
+                    let whole = stream.as_bytes()[..fed as usize]
+                        .windows(2)
+                        .rposition(|w| w == b"\n\n")
+                        .map_or(0, |p| p + 2) as u64;
+                    assert_eq!(
+                        tee.releasable(),
+                        whole.min(end_at),
+                        "{shape:?} chunk size {size}"
+                    );
+                }
+                assert!(tee.is_complete(), "{shape:?} chunk size {size}");
+                assert_eq!(tee.releasable(), end_at);
+                assert_eq!(tee.finish().as_deref(), Some("Héllo\nagain"), "{shape:?}");
+            }
+            let cut = &stream[..end_at as usize];
+            let mut tee = ResponseTee::for_answer(shape, Some("text/event-stream"));
+            tee.feed(cut.as_bytes());
+            assert!(!tee.is_complete());
+            assert!(
+                tee.finish().is_none(),
+                "{shape:?}: a stream cut before its end is no answer"
+            );
+        }
+    }
+
+    #[test]
+    fn typed_stream_errors_keep_no_turn() {
+        let failed = typed_events(&[
+            (
+                "response.output_text.delta",
+                r#"{"type":"response.output_text.delta","output_index":0,"delta":"x"}"#.into(),
+            ),
+            (
+                "response.failed",
+                r#"{"type":"response.failed","response":{}}"#.into(),
+            ),
+        ]);
+        let mut tee = ResponseTee::for_answer(ApiShape::Responses, Some("text/event-stream"));
+        tee.feed(failed.as_bytes());
+        assert_eq!(tee.releasable(), failed.len() as u64, "nothing to hold for");
+        assert!(tee.finish().is_none());
+        let error = typed_events(&[(
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#.into(),
+        )]);
+        let mut tee = ResponseTee::for_answer(ApiShape::Messages, Some("text/event-stream"));
+        tee.feed(error.as_bytes());
+        assert!(tee.finish().is_none());
+    }
+
+    #[test]
+    fn json_answers_of_each_shape() {
+        for (shape, body, text) in [
+            (
+                ApiShape::Responses,
+                r#"{"status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]}]}"#,
+                "Hi",
+            ),
+            (
+                ApiShape::Messages,
+                r#"{"type":"message","content":[{"type":"text","text":"Hi"}]}"#,
+                "Hi",
+            ),
+        ] {
+            let mut tee = ResponseTee::for_answer(shape, Some("application/json"));
+            for c in body.as_bytes().chunks(7) {
+                tee.feed(c);
+            }
+            assert!(!tee.is_complete());
+            assert_eq!(tee.finish().as_deref(), Some(text), "{shape:?}");
+        }
     }
 }

@@ -68,7 +68,9 @@ use crate::domain::graph::{
     GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
     ScoredGraphItem,
 };
-use crate::domain::outbox::{OutboxCounts, OutboxEntry, OutboxRow, TurnPayload};
+use crate::domain::outbox::{
+    OutboxCounts, OutboxEntry, OutboxRow, TurnOutcome, TurnPayload, TurnReceipt,
+};
 use crate::domain::usage::{UsageEvent, UsageRow};
 use crate::domain::{
     EngineKind, Fact, FactChange, FactHistoryEvent, KeywordMatch, Neighbour, Session,
@@ -239,8 +241,27 @@ capability! {
             retry_at: Option<i64>,
         ) -> Result<(), StoreError>;
 
-        /// Forgets ingested rows finished before `before_ms`; dead rows stay for inspection.
+        /// Forgets ingested rows finished before `before_ms`, and the receipts of turns settled
+        /// before then; dead rows stay for inspection.
         async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+        /// Keeps what became of a turn (stored with its facts, or dropped and why) under its
+        /// id. Settling the same turn again replaces its receipt.
+        async fn settle_turn(
+            &self,
+            turn_id: &str,
+            org_id: &str,
+            memory_id: &str,
+            outcome: &TurnOutcome,
+        ) -> Result<(), StoreError>;
+
+        /// The org's turn `turn_id`: its receipt once settled, else the state of its outbox
+        /// row; `None` when the store knows no such turn of the org's.
+        async fn turn_receipt(
+            &self,
+            org_id: &str,
+            turn_id: &str,
+        ) -> Result<Option<TurnReceipt>, StoreError>;
 
         /// A page of the org's outbox rows in `state`, oldest first, and how many there are.
         async fn list_outbox(

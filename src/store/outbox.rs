@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::domain::now_ms;
-use crate::domain::outbox::{OutboxCounts, OutboxEntry, OutboxRow, TurnPayload};
+use crate::domain::outbox::{
+    OutboxCounts, OutboxEntry, OutboxRow, TurnOutcome, TurnPayload, TurnReceipt, TurnState,
+};
 use crate::error::StoreError;
 use crate::store::sql::{self, params, Dialect, SqlRow, SqlStore};
 use crate::store::OutboxStore;
@@ -46,6 +48,7 @@ impl<D: Dialect> OutboxStore for SqlStore<D> {
             .map(|r| {
                 Ok(OutboxRow {
                     id: r.int("id")?,
+                    turn_id: r.text("idempotency_key")?,
                     org_id: r.text("org_id")?,
                     session_id: r.int("session_id")?,
                     payload: r.json("payload")?,
@@ -109,10 +112,82 @@ impl<D: Dialect> OutboxStore for SqlStore<D> {
 
     async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.execute(
+            "DELETE FROM turn_receipts WHERE settled_at < $1",
+            params![before_ms],
+        )
+        .await?;
+        self.execute(
             "DELETE FROM outbox WHERE state = 'done' AND updated_at < $1",
             params![before_ms],
         )
         .await
+    }
+
+    async fn settle_turn(
+        &self,
+        turn_id: &str,
+        org_id: &str,
+        memory_id: &str,
+        outcome: &TurnOutcome,
+    ) -> Result<(), StoreError> {
+        let mut values = params![turn_id, org_id, memory_id];
+        values.extend([sql::json(outcome)?, now_ms().into()]);
+        self.execute(
+            "INSERT INTO turn_receipts (turn_id, org_id, memory_id, outcome, settled_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (turn_id) DO UPDATE SET outcome = excluded.outcome, settled_at = excluded.settled_at",
+            values,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn turn_receipt(
+        &self,
+        org_id: &str,
+        turn_id: &str,
+    ) -> Result<Option<TurnReceipt>, StoreError> {
+        let settled = self
+            .fetch_optional(
+                "SELECT memory_id, outcome FROM turn_receipts WHERE turn_id = $1 AND org_id = $2",
+                params![turn_id, org_id],
+            )
+            .await?;
+        if let Some(row) = settled {
+            let outcome: TurnOutcome = row.json("outcome")?;
+            return Ok(Some(TurnReceipt::settled(
+                turn_id.to_string(),
+                row.text("memory_id")?,
+                outcome,
+            )));
+        }
+        let queued = self
+            .fetch_optional(
+                "SELECT s.memory_id, o.state, CAST(o.attempts AS BIGINT) AS attempts, o.last_error
+                 FROM outbox o JOIN sessions s ON s.id = o.session_id AND s.org_id = o.org_id
+                 WHERE o.idempotency_key = $1 AND o.org_id = $2",
+                params![turn_id, org_id],
+            )
+            .await?;
+        let Some(row) = queued else {
+            return Ok(None);
+        };
+        let state = match row.text("state")?.as_str() {
+            "pending" => TurnState::Pending,
+            "dead" => TurnState::Dead,
+            // Ingested, its receipt lost to a crash in between.
+            _ => TurnState::Stored,
+        };
+        let attempts = row.int("attempts")?;
+        Ok(Some(TurnReceipt {
+            turn_id: turn_id.to_string(),
+            memory_id: row.text("memory_id")?,
+            state,
+            facts: None,
+            attempts: (state != TurnState::Stored).then_some(attempts),
+            last_error: row.opt_text("last_error")?,
+            reason: None,
+        }))
     }
 
     async fn list_outbox(

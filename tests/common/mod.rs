@@ -353,6 +353,15 @@ role = "member"
     }
 
     pub async fn facts(&self, key: &str, memory_id: &str) -> Vec<String> {
+        self.fact_entries(key, memory_id)
+            .await
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
+    }
+
+    /// The session's facts as `(id, text)`, oldest first.
+    pub async fn fact_entries(&self, key: &str, memory_id: &str) -> Vec<(String, String)> {
         let v: Value = self
             .http
             .get(format!("{}/memory/session/{memory_id}/facts", self.admin))
@@ -367,7 +376,7 @@ role = "member"
             .as_array()
             .map(|fs| {
                 fs.iter()
-                    .filter_map(|f| f["text"].as_str().map(String::from))
+                    .filter_map(|f| Some((f["id"].as_str()?.into(), f["text"].as_str()?.into())))
                     .collect()
             })
             .unwrap_or_default()
@@ -447,6 +456,53 @@ pub fn python() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// What the SDK driver scripts in tests/python read: memgate, the member key, the mock (to
+/// read what the upstream received), the session and whether to stream.
+pub fn sdk_script_env(
+    mg: &Memgate,
+    mock: &MockGateway,
+    memory_id: &str,
+    stream: bool,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("MEMGATE_URL", mg.proxy.clone()),
+        ("MEMGATE_KEY", ACME_MEMBER.to_string()),
+        ("MOCK_URL", mock.url()),
+        ("MEMORY_ID", memory_id.to_string()),
+        ("STREAM", if stream { "1" } else { "0" }.to_string()),
+    ]
+}
+
+/// Runs `script` (under tests/) with the project's Python, asserts that it succeeded, and
+/// returns the JSON lines it printed.
+pub async fn python_json_lines(
+    script: &str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+) -> Vec<Value> {
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(path)
+            .args(args)
+            .envs(env)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("python task");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{script} printed {l:?}: {e}")))
+        .collect()
 }
 
 /// The system message the upstream received in its last (non-internal) chat request.

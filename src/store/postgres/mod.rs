@@ -167,7 +167,8 @@ impl Dialect for PostgresDialect {
              FOR UPDATE SKIP LOCKED)
          UPDATE outbox o SET lease_until = $3, attempts = o.attempts + 1, updated_at = $1
          FROM due WHERE o.id = due.id
-         RETURNING o.id, o.org_id, o.session_id, o.payload, CAST(o.attempts AS BIGINT) AS attempts";
+         RETURNING o.id, o.idempotency_key, o.org_id, o.session_id, o.payload,
+                   CAST(o.attempts AS BIGINT) AS attempts";
     const CLAIM_GRAPH_PURGES: &'static str =
         "UPDATE graph_purges SET lease_until = $3, attempts = attempts + 1
          WHERE id IN (

@@ -215,7 +215,7 @@ impl Dialect for SqliteDialect {
              WHERE state = 'pending' AND next_attempt_at <= $1
                AND (lease_until IS NULL OR lease_until < $1)
              ORDER BY id LIMIT $2)
-         RETURNING id, org_id, session_id, payload, attempts";
+         RETURNING id, idempotency_key, org_id, session_id, payload, attempts";
     const CLAIM_GRAPH_PURGES: &'static str =
         "UPDATE graph_purges SET lease_until = $3, attempts = attempts + 1
          WHERE id IN (
