@@ -13,15 +13,21 @@ pub fn render<'a>(
     let mut block = format!("{HEADER_PREFIX}{memory_id}]");
     let mut any = false;
     for fact in facts {
-        let line = one_line(fact, max_fact_chars);
-        if line.is_empty() {
+        if is_blank(fact) {
             continue;
         }
+        let line = one_line(fact, max_fact_chars);
         block.push_str("\n- ");
         block.push_str(&line);
         any = true;
     }
     any.then_some(block)
+}
+
+/// A fact with nothing to show (only whitespace and control characters), which the block
+/// leaves out.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Collapses whitespace (newlines included) and control characters to single spaces, then cuts
@@ -65,6 +71,8 @@ mod tests {
     fn no_facts_no_block() {
         assert!(render("user-alice", std::iter::empty(), 300).is_none());
         assert!(render("user-alice", ["  \n "], 300).is_none());
+        assert!(render("user-alice", ["\u{0}\u{7}\t"], 300).is_none());
+        assert!(is_blank("\u{0} \n") && !is_blank(" a "));
     }
 
     #[test]

@@ -408,7 +408,7 @@ async fn inject_facts(
     let outcome = match tokio::time::timeout(remaining, search).await {
         Ok(Ok(mut facts)) => {
             // A fact with no text to show is not injected, so its id is not reported either.
-            facts.retain(|f| !f.text.trim().is_empty());
+            facts.retain(|f| !context_block::is_blank(&f.text));
             let block = context_block::render(
                 memory_id,
                 facts.iter().map(|f| f.text.as_str()),
