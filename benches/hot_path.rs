@@ -1,7 +1,8 @@
 //! Hot code on the proxy path, each beside a baseline measured in the same run:
 //! - request: the memory-field probe (every intercepted request) and the full rewrite (requests
 //!   with memory), against copying the body (the least any proxy does with it);
-//! - tee: assembling the answer from SSE and JSON responses, against passing the chunks on;
+//! - tee: assembling the answer from SSE (chat completions, Responses and Anthropic Messages
+//!   events) and JSON responses, against passing the chunks on;
 //! - scoring: exact top-k over a session's vectors, against scoring them with no ranking.
 //!
 //! cargo bench --bench hot_path
@@ -48,17 +49,34 @@ fn chat_body(size: usize, with_memory: bool) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap()
 }
 
-/// An SSE answer of about `size` bytes, cut into the chunk sizes a gateway typically flushes.
-fn sse_chunks(size: usize) -> Vec<Bytes> {
+/// A streamed answer of about `size` bytes in `shape`'s events, one word of text each, cut
+/// into the chunk sizes a gateway typically flushes.
+fn sse_chunks(shape: ApiShape, size: usize) -> Vec<Bytes> {
+    let event = |i: usize| {
+        match shape {
+        ApiShape::ChatCompletions => format!(
+            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n"
+        ),
+        ApiShape::Responses => format!(
+            "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{i},\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"word{i} \",\"logprobs\":[]}}\n\n"
+        ),
+        ApiShape::Messages => format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"word{i} \"}}}}\n\n"
+        ),
+    }
+    };
+    let end = match shape {
+        ApiShape::ChatCompletions => "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+        ApiShape::Responses => "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\"}}\n\n",
+        ApiShape::Messages => "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    };
     let mut stream = String::new();
     let mut i = 0;
     while stream.len() < size {
-        stream.push_str(&format!(
-            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n"
-        ));
+        stream.push_str(&event(i));
         i += 1;
     }
-    stream.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    stream.push_str(end);
     stream
         .as_bytes()
         .chunks(1460)
@@ -129,9 +147,32 @@ fn request(c: &mut Criterion) {
 fn tee(c: &mut Criterion) {
     let mut group = c.benchmark_group("tee");
     for (size, label) in SIZES {
-        for (kind, chunks, content_type) in [
-            ("sse", sse_chunks(size), "text/event-stream"),
-            ("json", json_chunks(size), "application/json"),
+        let sse = "text/event-stream";
+        for (kind, shape, chunks, content_type) in [
+            (
+                "sse",
+                ApiShape::ChatCompletions,
+                sse_chunks(ApiShape::ChatCompletions, size),
+                sse,
+            ),
+            (
+                "responses_sse",
+                ApiShape::Responses,
+                sse_chunks(ApiShape::Responses, size),
+                sse,
+            ),
+            (
+                "messages_sse",
+                ApiShape::Messages,
+                sse_chunks(ApiShape::Messages, size),
+                sse,
+            ),
+            (
+                "json",
+                ApiShape::ChatCompletions,
+                json_chunks(size),
+                "application/json",
+            ),
         ] {
             let total: usize = chunks.iter().map(Bytes::len).sum();
             group.throughput(Throughput::Bytes(total as u64));
@@ -153,8 +194,7 @@ fn tee(c: &mut Criterion) {
                 &chunks,
                 |b, chunks| {
                     b.iter(|| {
-                        let mut tee =
-                            ResponseTee::for_answer(ApiShape::ChatCompletions, Some(content_type));
+                        let mut tee = ResponseTee::for_answer(shape, Some(content_type));
                         for chunk in chunks {
                             tee.feed(black_box(chunk));
                         }
