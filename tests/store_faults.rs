@@ -278,6 +278,8 @@ struct Outage {
     /// Whether the turn for the session that does not exist was kept (its existence could
     /// not be checked) rather than refused with 404.
     ghost_kept: bool,
+    /// That turn's id (`x-memgate-turn`), when kept.
+    ghost_turn: Option<String>,
 }
 
 /// Sends `turns` chat requests for session `ops` (every other one streamed), one with
@@ -287,6 +289,7 @@ async fn turns_during_an_outage(mg: &Memgate, turns: usize) -> Outage {
         kept: Vec::new(),
         degraded: 0,
         ghost_kept: false,
+        ghost_turn: None,
     };
     for i in 0..turns {
         let text = format!("Shipment s{i} leaves from dock d{i}.");
@@ -302,7 +305,12 @@ async fn turns_during_an_outage(mg: &Memgate, turns: usize) -> Outage {
     }
     let mut unstored = user_chat(Some("ops"), "Parcel p9 is confidential.", false);
     unstored["store_memory"] = json!(false);
-    assert_eq!(mg.chat(ACME_MEMBER, unstored).await.status(), 200);
+    let unstored = mg.chat(ACME_MEMBER, unstored).await;
+    assert_eq!(unstored.status(), 200);
+    assert!(
+        unstored.headers().get("x-memgate-turn").is_none(),
+        "not to be stored"
+    );
     // Its existence cannot be checked either: answered, kept, and dropped once it can.
     let ghost = mg
         .chat(
@@ -312,6 +320,11 @@ async fn turns_during_an_outage(mg: &Memgate, turns: usize) -> Outage {
         .await;
     assert!(matches!(ghost.status().as_u16(), 200 | 404));
     outage.ghost_kept = ghost.status() == 200;
+    outage.ghost_turn = ghost
+        .headers()
+        .get("x-memgate-turn")
+        .map(|t| t.to_str().unwrap().to_string());
+    assert_eq!(outage.ghost_turn.is_some(), outage.ghost_kept);
     outage
 }
 
@@ -344,6 +357,15 @@ async fn all_kept_turns_are_stored(mg: &Memgate, outage: &Outage) {
         .api("GET", Some(ACME_ADMIN), "/memory/session/ghost", None)
         .await;
     assert_eq!(status, 404);
+    // The dropped turn's receipt says why.
+    if let Some(turn) = &outage.ghost_turn {
+        let path = format!("/memory/turns/{turn}");
+        let (status, receipt) = mg.api("GET", Some(ACME_MEMBER), &path, None).await;
+        assert_eq!(status, 200, "{receipt}");
+        assert_eq!(receipt["state"], "dropped", "{receipt}");
+        assert_eq!(receipt["reason"], "the session does not exist");
+        assert_eq!(receipt["memory_id"], "ghost");
+    }
 }
 
 /// A session lookup that fails or runs out of budget used to drop the turn: the client held a
