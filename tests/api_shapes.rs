@@ -568,3 +568,47 @@ async fn before_last_user_keeps_every_earlier_byte_of_the_conversation() {
         }
     }
 }
+
+/// A body that cannot be checked for memory fields (not JSON, or over the limit) is refused
+/// on the new routes as on chat, in the route's error shape, and nothing is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_bodies_are_refused_in_each_apis_error_shape() {
+    let mock = mock_gateway::spawn().await;
+    let mg = Memgate::start_with(&mock.url(), &[("MEMGATE_PROXY__MAX_BODY_BYTES", "4096")]).await;
+    let send = |path: &'static str, body: Vec<u8>| {
+        mg.http
+            .post(format!("{}{path}", mg.proxy))
+            .bearer_auth(ACME_MEMBER)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for path in ["/v1/responses", "/messages"] {
+        let anthropic = path.ends_with("/messages");
+        for (body, status) in [
+            (b"{\"model\": \"m\", \"input\": ".to_vec(), 400),
+            (b"[1, 2]".to_vec(), 400),
+            (
+                format!("{{\"model\": \"{}\"}}", "x".repeat(8192)).into_bytes(),
+                413,
+            ),
+        ] {
+            let response = send(path, body).await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            let error: Value = response.json().await.unwrap();
+            match anthropic {
+                true => {
+                    assert_eq!(error["type"], "error", "{error}");
+                    let kind = if status == 413 {
+                        "request_too_large"
+                    } else {
+                        "invalid_request_error"
+                    };
+                    assert_eq!(error["error"]["type"], kind, "{error}");
+                }
+                false => assert!(error["error"]["code"].is_string(), "{error}"),
+            }
+        }
+    }
+    assert!(mock.requests().is_empty(), "nothing was forwarded");
+}
