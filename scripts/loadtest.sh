@@ -9,6 +9,9 @@
 #   memory      client -> memgate -> mock gateway (memory_id: retrieval + injection; the
 #               turn is not stored, so every request sees the same session). Every request
 #               asks a different question, so no query vector comes from the cache.
+#   responses_*, messages_*  the same question on OpenAI's Responses API and Anthropic's
+#               Messages API: direct, and through memgate with memory_id (not stored), so
+#               the memory path of each API shape is measured beside the chat one
 #   memory_store  the same with the turn stored: its outbox write happens before the last
 #               bytes of the answer are sent (a question, so the session gains no facts); run
 #               after the other legs, as the worker ingests its turns for a while afterwards
@@ -159,6 +162,10 @@ RSS_IDLE=$(rss_kib VmRSS)
 # {n}: the varied script puts a request counter there, so each question is new.
 PLAIN='{"model":"mock-model","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"What did Elif do with project Atlas{n}?"}]}'
 MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"What did Elif do with project Atlas{n}?"}]}'
+RESPONSES_PLAIN='{"model":"mock-model","instructions":"You are helpful.","input":"What did Elif do with project Atlas{n}?"}'
+RESPONSES_MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"instructions":"You are helpful.","input":"What did Elif do with project Atlas{n}?"}'
+MESSAGES_PLAIN='{"model":"mock-model","max_tokens":256,"system":"You are helpful.","messages":[{"role":"user","content":"What did Elif do with project Atlas{n}?"}]}'
+MESSAGES_MEMORY='{"model":"mock-model","memory_id":"user-load","store_memory":false,"max_tokens":256,"system":"You are helpful.","messages":[{"role":"user","content":"What did Elif do with project Atlas{n}?"}]}'
 MEMORY_STORE='{"model":"mock-model","memory_id":"user-load","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Which project runs in region R7?"}]}'
 
 ROUNDS="${ROUNDS:-3}"
@@ -209,6 +216,10 @@ for ROUND in $(seq 0 $((ROUNDS - 1))); do
   run chat_memgate "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$PLAIN"
   run embed_direct "http://127.0.0.1:$MOCK_PORT/v1/embeddings" "$EMBED"
   run memory "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MEMORY"
+  run responses_direct "http://127.0.0.1:$MOCK_PORT/v1/responses" "$RESPONSES_PLAIN"
+  run responses_memory "http://127.0.0.1:$PROXY_PORT/v1/responses" "$RESPONSES_MEMORY"
+  run messages_direct "http://127.0.0.1:$MOCK_PORT/v1/messages" "$MESSAGES_PLAIN"
+  run messages_memory "http://127.0.0.1:$PROXY_PORT/v1/messages" "$MESSAGES_MEMORY"
 done
 # Last, as each stored turn leaves the worker ingesting it after the run: interleaved with the
 # legs above, that work would be measured in theirs.

@@ -23,6 +23,10 @@ LEGS = [
     ("chat_memgate", "chat_direct", "chat_nginx"),
     ("embed_direct", "embed_direct", None),
     ("memory", "chat_direct", "chat_nginx"),
+    ("responses_direct", "responses_direct", None),
+    ("responses_memory", "responses_direct", None),
+    ("messages_direct", "messages_direct", None),
+    ("messages_memory", "messages_direct", None),
     ("memory_store", "chat_direct", "chat_nginx"),
 ]
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -54,7 +58,7 @@ def main() -> None:
     def added(leg: str, base: str, pct: str) -> float:
         return med(runs[leg][r][pct] - runs[base][r][pct] for r in range(rounds))
 
-    print(f"{'leg':<13} {'p50_ms':>8} {'p99_ms':>8} {'req_s':>9} {'added_p50':>10} {'added_p99':>10} {'x_nginx':>8} {'cpu_us':>7}")
+    print(f"{'leg':<17} {'p50_ms':>8} {'p99_ms':>8} {'req_s':>9} {'added_p50':>10} {'added_p99':>10} {'x_nginx':>8} {'cpu_us':>7}")
     for leg, base, nginx in LEGS:
         p50 = med(r["50"] for r in runs[leg])
         p99 = med(r["99"] for r in runs[leg])
@@ -65,7 +69,7 @@ def main() -> None:
             anchor = added(nginx, base, "50")
             ratio = f"{a50 / anchor:.2f}" if anchor > 0 else "-"
         cpu = med(r["cpu_us"] for r in runs[leg])
-        print(f"{leg:<13} {p50:8.3f} {p99:8.3f} {rps:9.0f} {a50:10.3f} {a99:10.3f} {ratio:>8} {cpu:7.1f}")
+        print(f"{leg:<17} {p50:8.3f} {p99:8.3f} {rps:9.0f} {a50:10.3f} {a99:10.3f} {ratio:>8} {cpu:7.1f}")
     memory_over_chat = med(runs["memory"][r]["50"] - runs["chat_memgate"][r]["50"] for r in range(rounds))
     embed = med(r["50"] for r in runs["embed_direct"])
     print(
@@ -73,6 +77,12 @@ def main() -> None:
         f"(embed_direct p50) is {embed:.3f} ms, so memgate's own part is {memory_over_chat - embed:.3f} ms"
     )
     cpu = {leg: med(r["cpu_us"] for r in runs[leg]) for leg, _, _ in LEGS}
+    shapes = [("chat", "memory", "chat_direct"), ("responses", "responses_memory", "responses_direct"),
+              ("messages", "messages_memory", "messages_direct")]
+    print(
+        "memory path by API shape, added p50 over its direct leg / memgate CPU per request: "
+        + ", ".join(f"{name} +{added(leg, base, '50'):.3f} ms / {cpu[leg]:.1f} us" for name, leg, base in shapes)
+    )
     print(
         "CPU per request of the proxy (cpu_us, median over rounds): memgate over nginx "
         f"{cpu['get_memgate'] / cpu['get_nginx']:.2f}x on GET, "
