@@ -190,7 +190,7 @@ async fn process(state: &AppState, row: OutboxRow) {
         Ok(outcome) => {
             Metrics::inc(&state.metrics.turns_ingested_total);
             // The receipt first: a crash before the row is complete has the turn ingested
-            // again, and its receipt replaced.
+            // again, and the first receipt stands.
             let settled = state
                 .store
                 .settle_turn(&row.turn_id, &row.org_id, &row.payload.memory_id, &outcome)

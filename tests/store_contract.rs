@@ -1646,11 +1646,18 @@ async fn a_turns_receipt_follows_it_from_the_outbox_to_its_outcome(b: Backend) {
     );
     assert!(b.turn_receipt("globex", "t1").await.unwrap().is_none());
 
-    // A receipt outlives its session; settling again replaces it.
+    // The first settlement stands (a turn ingested again after a crash finds its facts known).
+    let again = TurnOutcome::Stored {
+        facts: FactChanges::default(),
+    };
+    b.settle_turn("t1", "acme", "alice", &again).await.unwrap();
+    let kept = b.turn_receipt("acme", "t1").await.unwrap().unwrap();
+    assert_eq!(kept.facts.map(|f| f.added), Some(vec!["f1".to_string()]));
+
+    // A receipt outlives its session.
     let dropped = TurnOutcome::Dropped {
         reason: "why".into(),
     };
-    b.settle_turn("t2", "acme", "gone", &dropped).await.unwrap();
     b.settle_turn("t2", "acme", "gone", &dropped).await.unwrap();
     let receipt = b.turn_receipt("acme", "t2").await.unwrap().unwrap();
     assert_eq!(

@@ -246,7 +246,8 @@ capability! {
         async fn purge_done_outbox(&self, before_ms: i64) -> Result<u64, StoreError>;
 
         /// Keeps what became of a turn (stored with its facts, or dropped and why) under its
-        /// id. Settling the same turn again replaces its receipt.
+        /// id. The first settlement stands: a turn ingested again after a crash (its facts
+        /// then already known) keeps the receipt of its first ingestion.
         async fn settle_turn(
             &self,
             turn_id: &str,

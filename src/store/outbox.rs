@@ -135,7 +135,7 @@ impl<D: Dialect> OutboxStore for SqlStore<D> {
         self.execute(
             "INSERT INTO turn_receipts (turn_id, org_id, memory_id, outcome, settled_at)
              VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (turn_id) DO UPDATE SET outcome = excluded.outcome, settled_at = excluded.settled_at",
+             ON CONFLICT (turn_id) DO NOTHING",
             values,
         )
         .await?;
