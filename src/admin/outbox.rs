@@ -15,6 +15,7 @@ use super::Caller;
 use crate::app::AppState;
 use crate::domain::outbox::{OutboxEntry, OutboxState};
 use crate::http_error::ApiError;
+use crate::journal::JournalError;
 use crate::store::OutboxStore;
 
 #[derive(Deserialize, IntoParams)]
@@ -132,9 +133,12 @@ pub async fn journal(
         .journal
         .pending_for(&caller.0.org)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read the turn journal");
-            ApiError::internal("cannot read the turn journal")
-        })?;
+        .map_err(journal_unreadable)?;
     Ok(Json(JournalBacklog { journaled_turns }))
+}
+
+/// The journal file could not be read: the operator's problem (logged), a 500 to the caller.
+pub(super) fn journal_unreadable(e: JournalError) -> ApiError {
+    tracing::error!(error = %e, "cannot read the turn journal");
+    ApiError::internal("cannot read the turn journal")
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::Json;
 
+use super::outbox::journal_unreadable;
 use super::query::PathParams;
 use super::responses::{KeyErrors, StorageError};
 use super::views::ErrorBody;
@@ -32,10 +33,11 @@ pub async fn receipt(
     let org = &caller.0.org;
     // The journal first: it holds turns the store could not take, and answers while the
     // store is down, which is when it fills.
-    let journaled = state.journal.find(org, &turn_id).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read the turn journal");
-        ApiError::internal("cannot read the turn journal")
-    })?;
+    let journaled = state
+        .journal
+        .find(org, &turn_id)
+        .await
+        .map_err(journal_unreadable)?;
     if let Some(memory_id) = journaled {
         return Ok(Json(TurnReceipt {
             turn_id,
