@@ -9,6 +9,7 @@ bash scripts/install-litellm.sh
 bash scripts/install-postgres.sh
 bash scripts/install-arcadedb.sh
 bash scripts/install-model.sh
+bash scripts/install-browser.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -1,5 +1,6 @@
 //! The one conversion of memgate's errors to the OpenAI error shape
-//! `{"error":{"message","type","code"}}` used on both listeners.
+//! `{"error":{"message","type","code"}}` used on both listeners; an error about one request
+//! field names it in `param`, as OpenAI's do.
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,6 +17,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault, when there is one.
+    pub param: Option<String>,
 }
 
 impl ApiError {
@@ -30,6 +33,15 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            param: None,
+        }
+    }
+
+    /// Names the request field (or query parameter) at fault.
+    pub fn with_param(self, param: impl Into<String>) -> Self {
+        Self {
+            param: Some(param.into()),
+            ..self
         }
     }
 
@@ -132,9 +144,12 @@ impl ApiError {
     }
 
     pub fn body(&self) -> Bytes {
-        let value = json!({
+        let mut value = json!({
             "error": {"message": self.message, "type": self.kind, "code": self.code}
         });
+        if let Some(param) = &self.param {
+            value["error"]["param"] = json!(param);
+        }
         Bytes::from(value.to_string())
     }
 }
@@ -175,7 +190,7 @@ impl From<MemoryError> for ApiError {
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        Self::unprocessable(e.code, e.message)
+        Self::unprocessable(e.code, e.message).with_param(e.param)
     }
 }
 
@@ -210,8 +225,13 @@ mod tests {
 
     #[test]
     fn a_field_error_is_unprocessable_with_its_code() {
-        let e = ApiError::from(FieldError::unsupported("field `config.max_facts`: no"));
+        let e = ApiError::from(FieldError::unsupported("config.max_facts", "no"));
         assert_eq!((e.status, e.code), (422, "unsupported_setting"));
         assert_eq!(e.message, "field `config.max_facts`: no");
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["param"], "config.max_facts");
+        let plain: serde_json::Value =
+            serde_json::from_slice(&ApiError::not_found("x").body()).unwrap();
+        assert!(plain["error"].get("param").is_none());
     }
 }

@@ -21,6 +21,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/memory/session/{memory_id}/facts"),
     ("delete", "/memory/session/{memory_id}/facts/{fact_id}"),
     ("get", "/memory/session/{memory_id}/history"),
+    ("get", "/memory/session/{memory_id}/graph"),
+    ("get", "/memory/whoami"),
     ("get", "/memory/outbox"),
     ("post", "/memory/outbox/{id}/retry"),
     ("get", "/memory/outbox/journal"),
@@ -60,6 +62,7 @@ async fn openapi_document_is_valid_complete_and_true() {
         "config",
         "fact_count",
         "created_at",
+        "last_activity_at",
     ] {
         assert!(session[field].is_object(), "SessionView.{field}");
     }

@@ -291,12 +291,13 @@ fn as_org(session: &Session, org: &str) -> Session {
     foreign
 }
 
-fn stats(fact_count: i64, pending_turns: i64, dead_turns: i64) -> SessionStats {
-    SessionStats {
-        fact_count,
-        pending_turns,
-        dead_turns,
-    }
+/// Facts, pending turns and dead turns, as [`counts_of`] reads them off a [`SessionStats`].
+fn stats(fact_count: i64, pending_turns: i64, dead_turns: i64) -> (i64, i64, i64) {
+    (fact_count, pending_turns, dead_turns)
+}
+
+fn counts_of(stats: SessionStats) -> (i64, i64, i64) {
+    (stats.fact_count, stats.pending_turns, stats.dead_turns)
 }
 
 /// Until the store's clock has passed `at_ms`.
@@ -601,12 +602,12 @@ async fn sessions_list_per_org_with_counts(b: Backend) {
     assert_eq!((total, page.len()), (2, 1));
     assert_eq!(page[0].0.memory_id, "a");
     assert_eq!(page[0].0.id, a.id);
-    assert_eq!(page[0].1, stats(2, 0, 0));
+    assert_eq!(counts_of(page[0].1), stats(2, 0, 0));
 
     let (page, total) = b.list_sessions("acme", 10, 1).await.unwrap();
     assert_eq!((total, page.len()), (2, 1));
     assert_eq!(page[0].0.memory_id, "b");
-    assert_eq!(page[0].1, stats(0, 1, 1));
+    assert_eq!(counts_of(page[0].1), stats(0, 1, 1));
 
     // Oldest first, all of the org's and nothing else's.
     let (page, _) = b.list_sessions("acme", 10, 0).await.unwrap();
@@ -621,7 +622,7 @@ async fn sessions_list_per_org_with_counts(b: Backend) {
     let (page, total) = b.list_sessions("globex", 10, 0).await.unwrap();
     assert_eq!(total, 1);
     assert_eq!(page[0].0.id, c.id);
-    assert_eq!(page[0].1, stats(1, 0, 0));
+    assert_eq!(counts_of(page[0].1), stats(1, 0, 0));
 
     let (page, total) = b.list_sessions("initech", 10, 0).await.unwrap();
     assert!(page.is_empty());
@@ -636,14 +637,20 @@ async fn session_list_counts_edges_as_facts_like_session_stats(b: Backend) {
     let m = b.session("acme", "facts").await;
     write_graph(&b, &g).await;
     b.add_facts(&m, &[("one fact", E1)]).await;
-    assert_eq!(b.session_stats(&g).await.unwrap(), stats(2, 0, 0));
-    assert_eq!(b.session_stats(&m).await.unwrap(), stats(1, 0, 0));
+    assert_eq!(
+        counts_of(b.session_stats(&g).await.unwrap()),
+        stats(2, 0, 0)
+    );
+    assert_eq!(
+        counts_of(b.session_stats(&m).await.unwrap()),
+        stats(1, 0, 0)
+    );
 
     let (page, total) = b.list_sessions("acme", 10, 0).await.unwrap();
     assert_eq!(total, 2);
-    let listed: Vec<(&str, SessionStats)> = page
+    let listed: Vec<(&str, (i64, i64, i64))> = page
         .iter()
-        .map(|(s, st)| (s.memory_id.as_str(), *st))
+        .map(|(s, st)| (s.memory_id.as_str(), counts_of(*st)))
         .collect();
     assert_eq!(
         listed,
@@ -673,13 +680,57 @@ async fn session_stats_count_facts_and_turns_of_the_session(b: Backend) {
     b.enqueue("pending-2", &s).await;
     b.enqueue("noise-turn", &noise).await;
 
-    assert_eq!(b.session_stats(&s).await.unwrap(), stats(2, 2, 1));
-    assert_eq!(b.session_stats(&noise).await.unwrap(), stats(1, 1, 0));
+    assert_eq!(
+        counts_of(b.session_stats(&s).await.unwrap()),
+        stats(2, 2, 1)
+    );
+    assert_eq!(
+        counts_of(b.session_stats(&noise).await.unwrap()),
+        stats(1, 1, 0)
+    );
     // Org-scoped: the same session id seen from another org holds nothing.
     assert_eq!(
         b.session_stats(&as_org(&s, "globex")).await.unwrap(),
         SessionStats::default()
     );
+}
+
+both_stores!(last_written_at_follows_turns_facts_and_edges_of_the_session);
+async fn last_written_at_follows_turns_facts_and_edges_of_the_session(b: Backend) {
+    let s = b.session("acme", "active").await;
+    let g = b.graph_session("acme", "graph").await;
+    let noise = b.session("acme", "noise").await;
+    let last = |stats: SessionStats| stats.last_written_at;
+    assert_eq!(last(b.session_stats(&s).await.unwrap()), None);
+
+    let before_turn = now_ms();
+    pause().await;
+    b.enqueue("turn", &s).await;
+    let after_turn = last(b.session_stats(&s).await.unwrap()).expect("a turn arrived");
+    assert!(after_turn >= before_turn);
+
+    pause().await;
+    b.add_facts(&s, &[("remembered", E1)]).await;
+    let after_fact = last(b.session_stats(&s).await.unwrap()).unwrap();
+    assert!(after_fact > after_turn, "{after_fact} after {after_turn}");
+
+    // Another session's writes, and another org's view, are not this session's activity.
+    pause().await;
+    b.add_facts(&noise, &[("elsewhere", E2)]).await;
+    assert_eq!(last(b.session_stats(&s).await.unwrap()), Some(after_fact));
+    assert_eq!(
+        last(b.session_stats(&as_org(&s, "globex")).await.unwrap()),
+        None
+    );
+
+    assert_eq!(last(b.session_stats(&g).await.unwrap()), None);
+    write_graph(&b, &g).await;
+    let (page, _) = b.list_sessions("acme", 10, 0).await.unwrap();
+    let listed: Vec<(&str, bool)> = page
+        .iter()
+        .map(|(s, st)| (s.memory_id.as_str(), st.last_written_at.is_some()))
+        .collect();
+    assert_eq!(listed, [("active", true), ("graph", true), ("noise", true)]);
 }
 
 both_stores!(update_session_config_is_org_scoped);
@@ -896,7 +947,10 @@ async fn deleted_session_takes_everything_and_refuses_late_writes(b: Backend) {
     let counts = b.outbox_counts().await.unwrap();
     assert_eq!((counts.pending, counts.dead), (1, 0));
     assert_eq!(b.fact_texts(&keep).await, ["Team is in Tokyo too"]);
-    assert_eq!(b.session_stats(&keep).await.unwrap(), stats(1, 1, 0));
+    assert_eq!(
+        counts_of(b.session_stats(&keep).await.unwrap()),
+        stats(1, 1, 0)
+    );
     // No row of any table still names the deleted session.
     for table in ["facts", "fact_history", "outbox", "graph_items"] {
         let left = b

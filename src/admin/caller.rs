@@ -1,14 +1,18 @@
 //! The caller of an admin endpoint, from `Authorization: Bearer <key>`. Handlers take the org
-//! from here and nowhere else.
+//! from here and nowhere else; `GET /memory/whoami` tells the caller what its key is.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
+use super::responses::KeyErrors;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::Role;
@@ -49,4 +53,23 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
         }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallerView {
+    /// The org every call with this key is scoped to.
+    pub org: String,
+    /// `admin` (may also create, change and delete sessions and facts, and run the queue) or
+    /// `member`.
+    pub role: Role,
+}
+
+/// The org and role of the caller's key, so a client can tell what it may do before it tries.
+#[utoipa::path(get, path = "/memory/whoami", tag = "sessions", operation_id = "whoami",
+    responses((status = 200, body = CallerView), KeyErrors))]
+pub async fn whoami(caller: Caller) -> Json<CallerView> {
+    Json(CallerView {
+        role: caller.0.role,
+        org: caller.0.org,
+    })
 }

@@ -21,7 +21,7 @@ use super::views::{
 };
 use super::{Caller, JsonBody};
 use crate::app::AppState;
-use crate::domain::TurnMessage;
+use crate::domain::{FieldError, TurnMessage};
 use crate::http_error::ApiError;
 use crate::memory::engine::{Engines, SearchPlan};
 use crate::memory::graph::{GraphSearchType, NoAnswer};
@@ -113,18 +113,16 @@ pub async fn add(
                 content,
             }),
             _ => {
-                return Err(ApiError::unprocessable(
-                    "invalid_field",
-                    format!("field `messages[{i}]`: needs a `role` and a text `content`"),
-                ))
+                return Err(FieldError::invalid(
+                    format!("messages[{i}]"),
+                    "needs a `role` and a text `content`",
+                )
+                .into())
             }
         }
     }
     if messages.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "field `messages`: must not be empty",
-        ));
+        return Err(FieldError::invalid("messages", "must not be empty").into());
     }
     let results = state.engine.ingest(&session, &messages).await?;
     Ok(Json(AddResult {
@@ -188,10 +186,11 @@ pub async fn search(
         .or(session.config.top_k)
         .unwrap_or(state.config.memory.top_k);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("field `limit`: must be between 1 and {MAX_SEARCH_LIMIT}"),
-        ));
+        return Err(FieldError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_SEARCH_LIMIT}"),
+        )
+        .into());
     }
     let query_kind = match classify(&body.query) {
         QueryKind::Question => "question",

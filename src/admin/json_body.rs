@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
+use crate::domain::FieldError;
 use crate::http_error::ApiError;
 
 pub struct JsonBody<T>(pub T);
@@ -53,10 +54,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             } else if path == "." {
                 Err(ApiError::unprocessable("invalid_field", inner.to_string()))
             } else {
-                Err(ApiError::unprocessable(
-                    "invalid_field",
-                    format!("field `{path}`: {inner}"),
-                ))
+                Err(FieldError::invalid(path, inner).into())
             }
         }
     }

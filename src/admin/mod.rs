@@ -1,10 +1,12 @@
-//! The admin listener (axum): the management API, its OpenAPI document, health, readiness and
-//! metrics. Routes are registered together with their OpenAPI descriptions, so the document
+//! The admin listener (axum): the management API, its OpenAPI document, the console (`/ui`),
+//! health, readiness and metrics. Routes are registered together with their OpenAPI descriptions, so the document
 //! cannot miss an endpoint.
 
 mod caller;
+mod console;
 mod engines;
 mod facts;
+mod graph;
 mod health;
 mod json_body;
 mod listener;
@@ -80,6 +82,8 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(facts::list))
         .routes(routes!(facts::delete))
         .routes(routes!(facts::history))
+        .routes(routes!(graph::picture))
+        .routes(routes!(caller::whoami))
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::retry))
         .routes(routes!(outbox::journal))
@@ -92,6 +96,7 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
     let document = api.clone();
     let router = router
         .route("/openapi.json", get(move || async move { Json(document) }))
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -55,13 +55,15 @@ impl Page {
             return Err(ApiError::bad_request(
                 "invalid_query",
                 format!("query parameter `limit`: must be between 1 and {MAX_PAGE}"),
-            ));
+            )
+            .with_param("limit"));
         }
         if offset < 0 {
             return Err(ApiError::bad_request(
                 "invalid_query",
                 "query parameter `offset`: must be at least 0",
-            ));
+            )
+            .with_param("offset"));
         }
         Ok((limit, offset))
     }

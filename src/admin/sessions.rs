@@ -16,7 +16,9 @@ use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
 use crate::domain::SessionStats;
-use crate::domain::{is_valid_memory_id, EngineKind, Placement, Session, SessionConfig};
+use crate::domain::{
+    is_valid_memory_id, EngineKind, FieldError, Placement, Session, SessionConfig,
+};
 use crate::http_error::ApiError;
 use crate::store::{FactStore, SessionStore};
 
@@ -61,10 +63,12 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     caller.require_admin()?;
     if !is_valid_memory_id(&body.session_name) {
-        return Err(ApiError::unprocessable(
+        return Err(FieldError::new(
             "invalid_session_name",
-            "field `session_name`: must match [A-Za-z0-9._:@-]{1,128}",
-        ));
+            "session_name",
+            "must match [A-Za-z0-9._:@-]{1,128}",
+        )
+        .into());
     }
     let engine = engine_named(&body.engine_name)?;
     let config = match body.config {
@@ -84,10 +88,12 @@ pub async fn create(
 
 fn engine_named(name: &str) -> Result<EngineKind, ApiError> {
     name.parse().map_err(|_| {
-        ApiError::unprocessable(
+        FieldError::new(
             "unknown_engine",
-            format!("field `engine_name`: unknown engine `{name}` (see GET /memory/engines)"),
+            "engine_name",
+            format!("unknown engine `{name}` (see GET /memory/engines)"),
         )
+        .into()
     })
 }
 

@@ -77,6 +77,7 @@ pub async fn report(
                 "invalid_query",
                 format!("query parameter `{name}`: `{v}` is not a YYYY-MM-DD date"),
             )
+            .with_param(name)
         }),
     };
     let today = now_ms().div_euclid(DAY_MS) * DAY_MS;
@@ -88,7 +89,8 @@ pub async fn report(
             format!(
                 "query parameters `from`..`to`: must be in order and span at most {MAX_DAYS} days"
             ),
-        ));
+        )
+        .with_param("from"));
     }
     let by_session = match query.by.as_deref() {
         None => false,

@@ -8,7 +8,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::SessionStats;
 use crate::domain::{Fact, FactHistoryEvent, Session, SessionConfig};
 use crate::memory::facts::FactEvent;
-use crate::memory::graph::NoAnswer;
+use crate::memory::graph::{GraphPicture, NoAnswer};
 use crate::memory::ScoredFact;
 
 #[derive(Serialize, ToSchema)]
@@ -25,8 +25,12 @@ pub struct SessionView {
     pub dead_turns: i64,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// When its config last changed.
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The latest of: a turn arriving for it, a change to its memory, a change to its config.
+    #[schema(format = DateTime)]
+    pub last_activity_at: String,
 }
 
 impl SessionView {
@@ -40,6 +44,11 @@ impl SessionView {
             pending_turns: stats.pending_turns,
             dead_turns: stats.dead_turns,
             created_at: rfc3339(session.created_at),
+            last_activity_at: rfc3339(
+                stats
+                    .last_written_at
+                    .map_or(session.updated_at, |at| at.max(session.updated_at)),
+            ),
             updated_at: rfc3339(session.updated_at),
         }
     }
@@ -83,6 +92,71 @@ pub struct HistoryList {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GraphView {
+    pub memory_id: String,
+    /// Every entity the listed relationships join.
+    pub entities: Vec<EntityView>,
+    pub relationships: Vec<RelationshipView>,
+    pub total_relationships: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EntityView {
+    /// What relationships name it by.
+    pub key: String,
+    pub name: String,
+    /// `Person`, `Place`, `Project`, … as extracted.
+    #[serde(rename = "type")]
+    pub entity_type: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RelationshipView {
+    /// The fact id (DELETE /memory/session/{memory_id}/facts/{fact_id} removes it).
+    pub id: String,
+    /// The `key` of the entity it starts at.
+    pub source: String,
+    pub relation: String,
+    /// The `key` of the entity it ends at.
+    pub target: String,
+    /// The relationship as a sentence.
+    pub text: String,
+}
+
+impl GraphView {
+    pub fn new(memory_id: String, picture: GraphPicture, limit: i64, offset: i64) -> Self {
+        Self {
+            memory_id,
+            entities: picture
+                .entities
+                .into_iter()
+                .map(|e| EntityView {
+                    key: e.entity_key.unwrap_or_default(),
+                    name: e.text,
+                    entity_type: e.entity_type,
+                })
+                .collect(),
+            relationships: picture
+                .relationships
+                .into_iter()
+                .map(|r| RelationshipView {
+                    id: r.id,
+                    source: r.source_key.unwrap_or_default(),
+                    relation: r.relation.unwrap_or_default(),
+                    target: r.target_key.unwrap_or_default(),
+                    text: r.text,
+                })
+                .collect(),
+            total_relationships: picture.total_relationships,
+            limit,
+            offset,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -186,4 +260,8 @@ pub struct ErrorDetail {
     #[serde(rename = "type")]
     pub kind: String,
     pub code: String,
+    /// The request field at fault (`session_name`, `config.top_k`, `messages[0]`), on
+    /// errors about one field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
 }

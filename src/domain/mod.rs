@@ -68,33 +68,39 @@ impl FromStr for EngineKind {
 }
 
 /// What a caller's key may do: read and write memory (member), or manage sessions (admin).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
     Member,
 }
 
-/// A request field that breaks a rule: the API answers it as 422 with `code`.
+/// A request field that breaks a rule: the API answers it as 422 with `code`, naming the
+/// field in `param` so that a form can show the error beside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
     pub code: &'static str,
+    /// The field's path in the request body (`config.top_k`, `messages[0]`).
+    pub param: String,
     pub message: String,
 }
 
 impl FieldError {
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub fn new(code: &'static str, param: impl Into<String>, rule: impl std::fmt::Display) -> Self {
+        let param = param.into();
         Self {
-            code: "invalid_field",
-            message: message.into(),
+            code,
+            message: format!("field `{param}`: {rule}"),
+            param,
         }
     }
 
-    pub fn unsupported(message: impl Into<String>) -> Self {
-        Self {
-            code: "unsupported_setting",
-            message: message.into(),
-        }
+    pub fn invalid(param: impl Into<String>, rule: impl std::fmt::Display) -> Self {
+        Self::new("invalid_field", param, rule)
+    }
+
+    pub fn unsupported(param: impl Into<String>, rule: impl std::fmt::Display) -> Self {
+        Self::new("unsupported_setting", param, rule)
     }
 }
 
@@ -130,6 +136,8 @@ pub struct SessionStats {
     pub fact_count: i64,
     pub pending_turns: i64,
     pub dead_turns: i64,
+    /// When a turn last arrived for it or its memory last changed (ms); none yet when absent.
+    pub last_written_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]

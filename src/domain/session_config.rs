@@ -50,15 +50,15 @@ impl SessionConfig {
     /// Reads a `config` object from a request, naming the offending field on error.
     pub fn from_request(value: Value) -> Result<Self, FieldError> {
         if !value.is_object() {
-            return Err(FieldError::invalid("field `config`: must be an object"));
+            return Err(FieldError::invalid("config", "must be an object"));
         }
         let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." {
-                FieldError::invalid(format!("field `config`: {inner}"))
+                FieldError::invalid("config", inner)
             } else {
-                FieldError::invalid(format!("field `config.{path}`: {inner}"))
+                FieldError::invalid(format!("config.{path}"), inner)
             }
         })?;
         config.validate()?;
@@ -69,7 +69,7 @@ impl SessionConfig {
     /// null goes back to its default, an absent key keeps its value.
     pub fn merged(&self, patch: Value) -> Result<Self, FieldError> {
         let Value::Object(patch) = patch else {
-            return Err(FieldError::invalid("field `config`: must be an object"));
+            return Err(FieldError::invalid("config", "must be an object"));
         };
         let mut current = match serde_json::to_value(self) {
             Ok(Value::Object(map)) => map,
@@ -86,11 +86,8 @@ impl SessionConfig {
     }
 
     fn validate(&self) -> Result<(), FieldError> {
-        let field = |name: &str, rule: &str| {
-            Err(FieldError::invalid(format!(
-                "field `config.{name}`: {rule}"
-            )))
-        };
+        let field =
+            |name: &str, rule: &str| Err(FieldError::invalid(format!("config.{name}"), rule));
         if self.top_k.is_some_and(|k| k == 0 || k > MAX_TOP_K) {
             return field("top_k", &format!("must be between 1 and {MAX_TOP_K}"));
         }
@@ -123,9 +120,10 @@ impl SessionConfig {
             ("max_facts", self.max_facts.is_some()),
         ] {
             if set {
-                return Err(FieldError::unsupported(format!(
-                    "field `config.{name}`: not supported by the cognee engine"
-                )));
+                return Err(FieldError::unsupported(
+                    format!("config.{name}"),
+                    "not supported by the cognee engine",
+                ));
             }
         }
         Ok(())

@@ -34,23 +34,23 @@ impl Engines {
     ) -> Result<SearchPlan, FieldError> {
         match session.engine {
             EngineKind::Mem0 => match requested {
-                Some(t) if !t.eq_ignore_ascii_case("FACTS") => Err(FieldError {
-                    code: "unsupported_search_type",
-                    message: format!(
-                        "field `search_type`: `{t}` is not supported by the {} engine (FACTS)",
+                Some(t) if !t.eq_ignore_ascii_case("FACTS") => Err(FieldError::new(
+                    "unsupported_search_type",
+                    "search_type",
+                    format!(
+                        "`{t}` is not supported by the {} engine (FACTS)",
                         session.engine
                     ),
-                }),
+                )),
                 _ => Ok(SearchPlan::Facts),
             },
             EngineKind::Cognee => {
                 let requested = requested.unwrap_or("GRAPH_COMPLETION");
-                GraphSearchType::parse(requested).map(SearchPlan::Graph).ok_or_else(|| FieldError {
-                    code: "unsupported_search_type",
-                    message: format!(
-                        "field `search_type`: `{requested}` is not supported by the cognee engine (GRAPH_COMPLETION, CHUNKS, SUMMARIES)"
-                    ),
-                })
+                GraphSearchType::parse(requested).map(SearchPlan::Graph).ok_or_else(|| FieldError::new(
+                    "unsupported_search_type",
+                    "search_type",
+                    format!("`{requested}` is not supported by the cognee engine (GRAPH_COMPLETION, CHUNKS, SUMMARIES)"),
+                ))
             }
         }
     }

@@ -37,6 +37,14 @@ use crate::store::GraphItemStore;
 use crate::store::Store;
 use crate::vector;
 
+/// What [`GraphEngine::picture`] draws: relationships and the entities at their ends.
+#[derive(Debug)]
+pub struct GraphPicture {
+    pub entities: Vec<GraphItem>,
+    pub relationships: Vec<GraphItem>,
+    pub total_relationships: i64,
+}
+
 /// Entities and relationships considered as entry points.
 const ENTRY_CANDIDATES: usize = 10;
 /// An entry point must be at least this fraction as similar to the query as the best one.
@@ -435,6 +443,40 @@ impl GraphEngine {
             })
             .collect();
         Ok((facts, total))
+    }
+
+    /// A page of the session's relationships, oldest first, with the entities they join (so
+    /// that every edge of the page can be drawn), and how many relationships there are.
+    pub async fn picture(
+        &self,
+        session: &Session,
+        limit: i64,
+        offset: i64,
+    ) -> Result<GraphPicture, StoreError> {
+        let (relationships, total_relationships) = self
+            .store
+            .list_graph_items(session, GraphKind::Edge, limit, offset)
+            .await?;
+        let mut keys: Vec<String> = relationships
+            .iter()
+            .flat_map(|e| [e.source_key.clone(), e.target_key.clone()])
+            .flatten()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut entities: Vec<GraphItem> = self
+            .store
+            .graph_entities(session, &keys)
+            .await?
+            .into_iter()
+            .map(|e| e.item)
+            .collect();
+        entities.sort_by(|a, b| a.entity_key.cmp(&b.entity_key));
+        Ok(GraphPicture {
+            entities,
+            relationships,
+            total_relationships,
+        })
     }
 
     /// Deletes one relationship (a cognee session's fact). The rows go at once; the graph

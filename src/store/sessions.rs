@@ -15,7 +15,18 @@ const STATS_OF_S: &str = "
     (SELECT COUNT(*) FROM outbox o
      WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'pending') AS pending_turns,
     (SELECT COUNT(*) FROM outbox o
-     WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'dead') AS dead_turns";
+     WHERE o.org_id = s.org_id AND o.session_id = s.id AND o.state = 'dead') AS dead_turns,
+    (SELECT MAX(at) FROM (
+       SELECT (SELECT h.created_at FROM fact_history h
+               WHERE h.org_id = s.org_id AND h.session_id = s.id
+               ORDER BY h.id DESC LIMIT 1) AS at
+       UNION ALL
+       SELECT (SELECT MAX(g.created_at) FROM graph_items g
+               WHERE g.org_id = s.org_id AND g.session_id = s.id AND g.kind = 'edge')
+       UNION ALL
+       SELECT (SELECT MAX(o.created_at) FROM outbox o
+               WHERE o.org_id = s.org_id AND o.session_id = s.id)
+     ) activity) AS last_written_at";
 
 /// Inside a write transaction: the session is still the one that was read (SQLite may give a
 /// deleted session's id to the next one, hence the creation time), locked as the dialect

@@ -405,6 +405,7 @@ pub fn session_stats(r: &impl SqlRow) -> Result<SessionStats, StoreError> {
         fact_count: r.int("fact_count")?,
         pending_turns: r.int("pending_turns")?,
         dead_turns: r.int("dead_turns")?,
+        last_written_at: r.opt_int("last_written_at")?,
     })
 }
 
