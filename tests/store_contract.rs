@@ -2619,6 +2619,85 @@ async fn list_graph_items_pages_by_kind_oldest_first(b: Backend) {
     );
 }
 
+both_stores!(relationships_have_a_history_like_facts);
+async fn relationships_have_a_history_like_facts(b: Backend) {
+    let s = b.graph_session("acme", "graph").await;
+    let graph = write_graph(&b, &s).await;
+    let events = |history: Vec<memgate::domain::FactHistoryEvent>| -> Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> {
+        history
+            .into_iter()
+            .map(|e| (e.event, e.fact_id, e.old_text, e.new_text, e.reason))
+            .collect()
+    };
+    let added = |item: &NewGraphItem| {
+        (
+            "ADD".to_string(),
+            item.id.clone(),
+            None,
+            Some(item.text.clone()),
+            Some("ingest".to_string()),
+        )
+    };
+    // The edges are the session's facts; chunks, summaries and entities are not.
+    let (history, total) = b.fact_history(&s, None, 10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        events(history),
+        [added(&graph.works_at), added(&graph.knows)]
+    );
+
+    // Seen again with the same wording: nothing happened. With new wording: an UPDATE.
+    b.write_graph_items(&s, std::slice::from_ref(&graph.knows))
+        .await
+        .unwrap();
+    let reworded = NewGraphItem {
+        text: "bob has known alice for years".into(),
+        ..graph.knows.clone()
+    };
+    b.write_graph_items(&s, std::slice::from_ref(&reworded))
+        .await
+        .unwrap();
+    assert!(b
+        .delete_graph_edge(&s, &graph.works_at.id, false)
+        .await
+        .unwrap());
+    let (history, total) = b.fact_history(&s, None, 10, 2).await.unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(
+        events(history),
+        [
+            (
+                "UPDATE".to_string(),
+                graph.knows.id.clone(),
+                Some(graph.knows.text.clone()),
+                Some(reworded.text.clone()),
+                Some("ingest".to_string())
+            ),
+            (
+                "DELETE".to_string(),
+                graph.works_at.id.clone(),
+                Some(graph.works_at.text.clone()),
+                None,
+                Some("api".to_string())
+            ),
+        ]
+    );
+
+    // Another session's write of the same id is no change of this one's.
+    let other = b.graph_session("globex", "graph").await;
+    b.write_graph_items(&other, std::slice::from_ref(&reworded))
+        .await
+        .unwrap();
+    assert_eq!(b.fact_history(&other, None, 10, 0).await.unwrap().1, 0);
+    assert_eq!(b.fact_history(&s, None, 10, 0).await.unwrap().1, 4);
+}
+
 both_stores!(delete_graph_edge_takes_the_entities_it_leaves_alone);
 async fn delete_graph_edge_takes_the_entities_it_leaves_alone(b: Backend) {
     let s = b.graph_session("acme", "graph").await;

@@ -7,12 +7,12 @@ use crate::store::sessions::lock_live_session;
 use crate::store::sql::{self, params, Conn, Dialect, FactWrite, Param, SqlRow, SqlStore};
 use crate::store::FactStore;
 
-/// One row of a fact's history.
-struct HistoryEntry<'a> {
-    fact_id: &'a str,
-    event: &'a str,
-    old_text: Option<&'a str>,
-    new_text: Option<&'a str>,
+/// One row of a fact's history (a mem0 fact's, or a cognee session's relationship's).
+pub(crate) struct HistoryEntry<'a> {
+    pub fact_id: &'a str,
+    pub event: &'a str,
+    pub old_text: Option<&'a str>,
+    pub new_text: Option<&'a str>,
 }
 
 impl<D: Dialect> FactStore for SqlStore<D> {
@@ -173,7 +173,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
     }
 }
 
-async fn record_history<D: Dialect>(
+pub(crate) async fn record_history<D: Dialect>(
     conn: &mut Conn<D>,
     session: &Session,
     entry: HistoryEntry<'_>,

@@ -9,6 +9,7 @@ use crate::domain::graph::{
 };
 use crate::domain::{now_ms, Session};
 use crate::error::StoreError;
+use crate::store::facts::{record_history, HistoryEntry};
 use crate::store::sessions::lock_live_session;
 use crate::store::sql::{self, params, Conn, Dialect, Param, SqlRow, SqlStore, GRAPH_ITEM_COLUMNS};
 use crate::store::GraphItemStore;
@@ -77,10 +78,20 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
             // upsert leaves it alone), so it is not new either.
             let existed = D::fetch_optional(
                 &mut tx,
-                "SELECT 1 AS hit FROM graph_items WHERE id = $1",
+                "SELECT org_id, session_id, text FROM graph_items WHERE id = $1",
                 params![&item.id],
             )
             .await?;
+            let previous = match &existed {
+                Some(row)
+                    if row.text("org_id")? == session.org_id
+                        && row.int("session_id")? == session.id =>
+                {
+                    Some(Some(row.text("text")?))
+                }
+                Some(_) => None,
+                None => Some(None),
+            };
             let sql = format!(
                 "INSERT INTO graph_items (id, org_id, session_id, kind, text, entity_key,
                      entity_type, source_key, relation, target_key, sentence, embedding,
@@ -104,6 +115,27 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
             ];
             values.extend([Param::Vector(&item.embedding), Param::Int(now)]);
             D::execute(&mut tx, &sql, values).await?;
+            // A relationship is a cognee session's fact: it has a history like a mem0 fact.
+            if item.kind == GraphKind::Edge {
+                let entry = match &previous {
+                    Some(None) => Some(HistoryEntry {
+                        fact_id: &item.id,
+                        event: "ADD",
+                        old_text: None,
+                        new_text: Some(&item.text),
+                    }),
+                    Some(Some(old)) if *old != item.text => Some(HistoryEntry {
+                        fact_id: &item.id,
+                        event: "UPDATE",
+                        old_text: Some(old),
+                        new_text: Some(&item.text),
+                    }),
+                    _ => None,
+                };
+                if let Some(entry) = entry {
+                    record_history::<D>(&mut tx, session, entry, "ingest", now).await?;
+                }
+            }
             fresh.push(existed.is_none());
         }
         tx.commit().await?;
@@ -202,13 +234,21 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
             &mut tx,
             "DELETE FROM graph_items
              WHERE id = $1 AND org_id = $2 AND session_id = $3 AND kind = 'edge'
-             RETURNING source_key, target_key",
+             RETURNING source_key, target_key, text",
             params![edge_id, &session.org_id, session.id],
         )
         .await?
         else {
             return Ok(false);
         };
+        let old_text = endpoints.text("text")?;
+        let entry = HistoryEntry {
+            fact_id: edge_id,
+            event: "DELETE",
+            old_text: Some(&old_text),
+            new_text: None,
+        };
+        record_history::<D>(&mut tx, session, entry, "api", now_ms()).await?;
         let keys: Vec<String> = [
             endpoints.opt_text("source_key")?,
             endpoints.opt_text("target_key")?,

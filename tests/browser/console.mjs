@@ -250,6 +250,8 @@ assert.ok((await page.locator("svg.graph .node").count()) >= 4, "Alice, Bob, Ber
 await page.getByRole("cell", { name: "lives_in" }).waitFor();
 await checkPage("graph");
 await shoot("session-graph");
+await sessionTab(GRAPH_SESSION, "history");
+assert.equal(await page.locator("ol.timeline li.add").count(), 3, "each relationship's ADD");
 
 // ── Internal / Platform: the internal calls of all this, by day and kind, session and model.
 await page.getByRole("link", { name: "Internal / Platform" }).click();
