@@ -49,8 +49,8 @@ page.setDefaultTimeout(WAIT);
 // that leaves the admin origin or carries a key in its URL fails the run.
 const problems = [];
 page.on("console", (message) => {
-  // The refusals this run provokes on purpose (401, 403, 404, 422) are logged too: not problems.
-  const provoked = /^Failed to load resource: the server responded with a status of 4(01|03|04|22) /;
+  // The refusals this run provokes on purpose (400, 401, 403, 404, 422) are logged too: not problems.
+  const provoked = /^Failed to load resource: the server responded with a status of 4(00|01|03|04|22) /;
   if (message.type() === "error" && !provoked.test(message.text())) problems.push(`console: ${message.text()}`);
 });
 page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -252,6 +252,12 @@ await checkPage("graph");
 await shoot("session-graph");
 await sessionTab(GRAPH_SESSION, "history");
 assert.equal(await page.locator("ol.timeline li.add").count(), 3, "each relationship's ADD");
+await sessionTab(GRAPH_SESSION, "search");
+await page.getByLabel("Search type").selectOption("GRAPH_COMPLETION");
+await search("Where does Bob live?");
+assert.equal(await page.getByTestId("answered-by").textContent(), "graph");
+await page.locator("ol.hits .triplet").filter({ hasText: "Bob → lives_in → Berlin" }).first().waitFor();
+await page.locator("blockquote.answer").waitFor();
 
 // ── Internal / Platform: the internal calls of all this, by day and kind, session and model.
 await page.getByRole("link", { name: "Internal / Platform" }).click();
@@ -264,6 +270,12 @@ for (const kind of ["extraction", "fact_embedding"]) {
 }
 await checkPage("usage");
 await shoot("usage");
+// A range the API refuses is shown at the field it names.
+await page.getByLabel("From (UTC)").fill("2026-12-31");
+await page.getByLabel("To (UTC, included)").fill("2026-01-01");
+await page.getByRole("button", { name: "Show" }).click();
+await page.locator(".field-error:not([hidden])").filter({ hasText: "must be in order" }).waitFor();
+assert.equal(await page.getByLabel("From (UTC)").getAttribute("aria-invalid"), "true");
 
 // ── Operations: the dead letter tests/console.rs made goes back to the queue and is ingested.
 await page.getByRole("link", { name: "Operations" }).click();

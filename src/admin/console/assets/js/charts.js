@@ -24,11 +24,11 @@ function compact(n) {
 
 /**
  * Bars per category (`labels`, left to right), each stacked from `series`
- * (`{name, values[]}`, bottom to top).
+ * (`{name, values[]}`, bottom to top), drawn `width` units wide (the width it is shown at, so
+ * that its text stays legible on a phone).
  */
-export function stackedBars({ labels, series, title, unit }) {
-  const width = 960;
-  const height = 320;
+export function stackedBars({ labels, series, title, unit, width = 960 }) {
+  const height = width < 600 ? 260 : 320;
   const left = 56;
   const bottom = 46;
   const top = 12;
@@ -47,7 +47,8 @@ export function stackedBars({ labels, series, title, unit }) {
       s("text", { class: "axis", x: left - 6, y: y(v) + 4, "text-anchor": "end" }, compact(v)),
     );
   }
-  const labelEvery = Math.ceil(labels.length / 12);
+  // As many day labels as fit, about 70 px apart.
+  const labelEvery = Math.ceil(labels.length / Math.max(2, Math.floor((width - left) / 70)));
   const bars = labels.map((label, i) => {
     let base = 0;
     const x = left + i * slot + (slot - barWidth) / 2;

@@ -3,23 +3,21 @@
 
 import { s } from "./dom.js";
 
-const WIDTH = 960;
-const HEIGHT = 560;
 const MARGIN = 70;
 const ITERATIONS = 400;
 
-/** Positions for `nodes` (`{key}`) joined by `links` (`{source, target}` keys). */
-function layout(nodes, links) {
+/** Positions for `nodes` (`{key}`) joined by `links` (`{source, target}` keys) on a canvas. */
+function layout(nodes, links, width, height) {
   const n = nodes.length;
   const index = new Map(nodes.map((node, i) => [node.key, i]));
   // Start on a circle, in order: deterministic, and no two nodes share a point.
-  const x = nodes.map((_, i) => WIDTH / 2 + (WIDTH / 3) * Math.cos((2 * Math.PI * i) / n));
-  const y = nodes.map((_, i) => HEIGHT / 2 + (HEIGHT / 3) * Math.sin((2 * Math.PI * i) / n));
+  const x = nodes.map((_, i) => width / 2 + (width / 3) * Math.cos((2 * Math.PI * i) / n));
+  const y = nodes.map((_, i) => height / 2 + (height / 3) * Math.sin((2 * Math.PI * i) / n));
   const pairs = links
     .map((l) => [index.get(l.source), index.get(l.target)])
     .filter(([a, b]) => a !== undefined && b !== undefined && a !== b);
-  const ideal = Math.sqrt((WIDTH * HEIGHT) / Math.max(n, 1)) * 0.55;
-  let temperature = WIDTH / 8;
+  const ideal = Math.sqrt((width * height) / Math.max(n, 1)) * 0.55;
+  let temperature = width / 8;
   for (let step = 0; step < ITERATIONS; step++) {
     const dx = new Float64Array(n);
     const dy = new Float64Array(n);
@@ -49,8 +47,8 @@ function layout(nodes, links) {
     }
     for (let i = 0; i < n; i++) {
       // A weak pull to the middle keeps parts that are not joined on the canvas.
-      dx[i] += (WIDTH / 2 - x[i]) * 0.02;
-      dy[i] += (HEIGHT / 2 - y[i]) * 0.02;
+      dx[i] += (width / 2 - x[i]) * 0.02;
+      dy[i] += (height / 2 - y[i]) * 0.02;
       const moved = Math.max(Math.hypot(dx[i], dy[i]), 0.01);
       x[i] += (dx[i] / moved) * Math.min(moved, temperature);
       y[i] += (dy[i] / moved) * Math.min(moved, temperature);
@@ -61,15 +59,19 @@ function layout(nodes, links) {
   const [minX, maxX] = [Math.min(...x), Math.max(...x)];
   const [minY, maxY] = [Math.min(...y), Math.max(...y)];
   const scale = (v, lo, hi, size) => (hi - lo < 1 ? size / 2 : MARGIN + ((v - lo) / (hi - lo)) * (size - 2 * MARGIN));
-  return nodes.map((_, i) => [scale(x[i], minX, maxX, WIDTH), scale(y[i], minY, maxY, HEIGHT)]);
+  return nodes.map((_, i) => [scale(x[i], minX, maxX, width), scale(y[i], minY, maxY, height)]);
 }
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 
-/** The SVG of a GET /memory/session/{id}/graph answer. */
-export function graphPicture(picture) {
+/**
+ * The SVG of a GET /memory/session/{id}/graph answer, laid out `width` units wide (the width
+ * it is shown at, so that names stay legible on a phone).
+ */
+export function graphPicture(picture, width = 960) {
+  const height = width < 600 ? Math.round(width * 1.3) : 560;
   const nodes = picture.entities;
-  const at = new Map(layout(nodes, picture.relationships).map((point, i) => [nodes[i].key, point]));
+  const at = new Map(layout(nodes, picture.relationships, width, height).map((point, i) => [nodes[i].key, point]));
   const types = [...new Set(nodes.map((n) => n.type || "entity"))].sort();
   const colour = (type) => PALETTE[types.indexOf(type || "entity") % PALETTE.length];
   const edges = picture.relationships
@@ -107,7 +109,7 @@ export function graphPicture(picture) {
     "svg",
     {
       class: "graph",
-      viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+      viewBox: `0 0 ${width} ${height}`,
       role: "img",
       "aria-label": `Knowledge graph: ${nodes.length} entities, ${edges.length} relationships (listed in the table below)`,
     },

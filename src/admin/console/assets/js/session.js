@@ -225,7 +225,12 @@ function searchResults(found) {
               h("span", { class: "score", title: "score" }, h("span", { class: "visually-hidden" }, "score "), hit.score.toFixed(3)),
               h("span", { class: "text" }, hit.text),
               hit.triplet
-                ? h("span", { class: "muted triplet" }, `${hit.triplet.source} → ${hit.triplet.relation} → ${hit.triplet.target}`)
+                ? h(
+                    "span",
+                    { class: "muted triplet" },
+                    `${hit.triplet.source.name} → ${hit.triplet.relation} → ${hit.triplet.target.name}`,
+                    ` · ${hit.triplet.hops === 1 ? "touches" : "one hop from"} an entry point`,
+                  )
                 : null,
             ),
           ),
@@ -241,7 +246,7 @@ async function graphTab(session, body, offset = 0) {
   replace(
     body,
     h("p", { class: "muted" }, `${count(picture.entities.length)} entities joined by ${count(picture.relationships.length)} of ${count(picture.total_relationships)} relationships.`),
-    picture.relationships.length ? graphPicture(picture) : h("p", { class: "empty" }, "No graph yet: it grows as turns are ingested."),
+    picture.relationships.length ? graphPicture(picture, Math.max(320, Math.min(960, body.clientWidth))) : h("p", { class: "empty" }, "No graph yet: it grows as turns are ingested."),
     pager("Graph pages", { total: picture.total_relationships, limit: picture.limit, offset: picture.offset }, again),
     table(
       "Relationships",

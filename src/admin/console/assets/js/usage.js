@@ -33,7 +33,7 @@ function totalsBy(rows, keyOf) {
   return [...totals.values()].sort((a, b) => tokens(b) - tokens(a) || String(a.key).localeCompare(String(b.key)));
 }
 
-function report(usage) {
+function report(usage, width) {
   const days = daysBetween(usage.from, usage.to);
   const kinds = [...new Set(usage.rows.map((r) => r.kind))].sort();
   const series = kinds.map((kind) => ({
@@ -59,6 +59,7 @@ function report(usage) {
           "figure",
           { class: "chart-box" },
           stackedBars({
+            width,
             labels: days,
             series,
             unit: "tokens",
@@ -110,7 +111,8 @@ export async function usagePage(main, range) {
     try {
       const usage = await get(path("/memory/usage", { from: from.value, to: to.value, by: "session" }));
       showFieldErrors(form, null);
-      replace(out, report(usage));
+      // The chart is drawn at the width it is shown at, less the box's padding.
+      replace(out, report(usage, Math.max(320, Math.min(960, main.clientWidth - 26))));
     } catch (error) {
       if (error instanceof ApiFailure && error.status === 403) {
         replace(out, problem({ message: "Platform spend is shown to admin keys only." }));
