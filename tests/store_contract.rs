@@ -2619,17 +2619,20 @@ async fn list_graph_items_pages_by_kind_oldest_first(b: Backend) {
     );
 }
 
+/// A history event's kind, fact id, old text, new text and reason.
+type HistoryRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 both_stores!(relationships_have_a_history_like_facts);
 async fn relationships_have_a_history_like_facts(b: Backend) {
     let s = b.graph_session("acme", "graph").await;
     let graph = write_graph(&b, &s).await;
-    let events = |history: Vec<memgate::domain::FactHistoryEvent>| -> Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> {
+    let events = |history: Vec<memgate::domain::FactHistoryEvent>| -> Vec<HistoryRow> {
         history
             .into_iter()
             .map(|e| (e.event, e.fact_id, e.old_text, e.new_text, e.reason))

@@ -219,6 +219,25 @@ await sessionTab(SESSION, "history");
 await page.locator("ol.timeline li.delete").filter({ hasText: "reason: api" }).waitFor();
 await shoot("session-history");
 
+// ── Facts come in pages of 20: 25 facts added through the API turn two pages.
+const sentences = Array.from({ length: 22 }, (_, i) => `Reading list entry number ${i + 1} is noted`).join(". ");
+const added = await fetch(`${ADMIN}/memory/session/add`, {
+  method: "POST",
+  headers: { Authorization: `Bearer ${KEYS.admin}`, "Content-Type": "application/json" },
+  body: JSON.stringify({ memory_id: SESSION, messages: [{ role: "user", content: sentences }] }),
+});
+assert.equal(added.status, 200, await added.text());
+await sessionTab(SESSION, "facts");
+const pages = page.getByRole("navigation", { name: "Facts pages" });
+assert.equal(await pages.getByText("1–20 of 25").count(), 1);
+assert.equal(await pages.getByRole("button", { name: "Previous" }).isDisabled(), true);
+await pages.getByRole("button", { name: "Next" }).click();
+await pages.getByText("21–25 of 25").waitFor();
+await page.getByRole("cell", { name: "Reading list entry number 22 is noted", exact: true }).waitFor();
+assert.equal(await pages.getByRole("button", { name: "Next" }).isDisabled(), true);
+await pages.getByRole("button", { name: "Previous" }).click();
+await pages.getByText("1–20 of 25").waitFor();
+
 // ── The config: a bad value is refused at its field, a good one saved.
 await sessionTab(SESSION, "config");
 await page.getByLabel("Keep at most (facts)").fill("0");
