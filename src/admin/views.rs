@@ -28,7 +28,8 @@ pub struct SessionView {
     /// When its config last changed.
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// The latest of: a turn arriving for it, a change to its memory, a change to its config.
+    /// The latest of: a change to its memory (a history event, a relationship), the arrival
+    /// of a turn still waiting to be ingested (or dead), a change to its config.
     #[schema(format = DateTime)]
     pub last_activity_at: String,
 }

@@ -136,7 +136,7 @@ pub struct SessionStats {
     pub fact_count: i64,
     pub pending_turns: i64,
     pub dead_turns: i64,
-    /// When a turn last arrived for it or its memory last changed (ms); none yet when absent.
+    /// When its memory last changed or a turn still waiting arrived (ms); none yet when absent.
     pub last_written_at: Option<i64>,
 }
 

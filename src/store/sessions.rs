@@ -8,6 +8,9 @@ use crate::store::sql::{self, fetch_one_in, params, Conn, Dialect, Param, SqlRow
 use crate::store::SessionStore;
 
 /// What a session holds, counted by subqueries on `s`, its row.
+// The last activity: the latest history event (by id, one index probe), relationship, or
+// turn still waiting. An ingested turn counts through the history it wrote: reading the
+// arrival time of the day's ingested turns would scan all of them for every listed session.
 const STATS_OF_S: &str = "
     (SELECT COUNT(*) FROM facts f WHERE f.org_id = s.org_id AND f.session_id = s.id)
       + (SELECT COUNT(*) FROM graph_items g
@@ -25,7 +28,8 @@ const STATS_OF_S: &str = "
                WHERE g.org_id = s.org_id AND g.session_id = s.id AND g.kind = 'edge')
        UNION ALL
        SELECT (SELECT MAX(o.created_at) FROM outbox o
-               WHERE o.org_id = s.org_id AND o.session_id = s.id)
+               WHERE o.org_id = s.org_id AND o.session_id = s.id
+                 AND o.state IN ('pending', 'dead'))
      ) activity) AS last_written_at";
 
 /// Inside a write transaction: the session is still the one that was read (SQLite may give a
