@@ -24,6 +24,110 @@ pub const ACME_MEMBER: &str = "sk-acme-member";
 pub const GLOBEX_ADMIN: &str = "sk-globex-admin";
 pub const GLOBEX_MEMBER: &str = "sk-globex-member";
 
+/// Starts the binary on fresh ports with the test config in `dir`: the process, the proxy's
+/// URL and the admin listener's.
+fn launch(
+    dir: &std::path::Path,
+    storage_url: &str,
+    upstream: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (Child, String, String) {
+    let proxy_port = free_port();
+    let admin_port = free_port();
+    let journal = dir.join("turn-journal.jsonl").display().to_string();
+    let config = format!(
+        r#"
+[proxy]
+listen = "127.0.0.1:{proxy_port}"
+threads = 2
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[upstream]
+url = "{upstream}"
+[storage]
+url = "{storage_url}"
+[memory]
+retrieval_budget_ms = 2000
+[embeddings]
+dimensions = 256
+[worker]
+poll_interval_ms = 50
+backoff_base_ms = 50
+journal_path = "{journal}"
+[internal]
+api_key = "sk-internal-service"
+[[auth.keys]]
+key = "{ACME_ADMIN}"
+org = "acme"
+role = "admin"
+[[auth.keys]]
+key = "{ACME_MEMBER}"
+org = "acme"
+role = "member"
+[[auth.keys]]
+key = "{GLOBEX_ADMIN}"
+org = "globex"
+role = "admin"
+[[auth.keys]]
+key = "{GLOBEX_MEMBER}"
+org = "globex"
+role = "member"
+{extra}
+"#,
+    );
+    let config_path = dir.join("memgate.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let log = std::fs::File::create(dir.join("memgate.log")).expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_memgate"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .env("MEMGATE_LOG", "info")
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    (
+        command.spawn().expect("start memgate"),
+        format!("http://127.0.0.1:{proxy_port}"),
+        format!("http://127.0.0.1:{admin_port}"),
+    )
+}
+
+/// Whether process `pid` holds the listening socket of `url` (`http://127.0.0.1:PORT`), from
+/// /proc: the kernel's table of IPv4 sockets, and the process's open files.
+fn listens_on(pid: u32, url: &str) -> bool {
+    let Some(port) = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    // Columns: sl, local_address, rem_address, st (0A = LISTEN), …, inode (the tenth).
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() > 9 && c[1] == local && c[3] == "0A")
+        .map(|c| format!("socket:[{}]", c[9]))
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
+/// How a start went: up, or beaten to one of its ports.
+enum Ready {
+    Up,
+    PortTaken,
+}
+
 pub struct Memgate {
     child: Child,
     pub proxy: String,
@@ -136,94 +240,62 @@ impl Memgate {
             Some(db) => db.url.clone(),
             None => format!("sqlite://{}", dir.path().join("memgate.db").display()),
         };
-        let proxy_port = free_port();
-        let admin_port = free_port();
-        let journal = dir.path().join("turn-journal.jsonl").display().to_string();
-        let config = format!(
-            r#"
-[proxy]
-listen = "127.0.0.1:{proxy_port}"
-threads = 2
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[upstream]
-url = "{upstream}"
-[storage]
-url = "{storage_url}"
-[memory]
-retrieval_budget_ms = 2000
-[embeddings]
-dimensions = 256
-[worker]
-poll_interval_ms = 50
-backoff_base_ms = 50
-journal_path = "{journal}"
-[internal]
-api_key = "sk-internal-service"
-[[auth.keys]]
-key = "{ACME_ADMIN}"
-org = "acme"
-role = "admin"
-[[auth.keys]]
-key = "{ACME_MEMBER}"
-org = "acme"
-role = "member"
-[[auth.keys]]
-key = "{GLOBEX_ADMIN}"
-org = "globex"
-role = "admin"
-[[auth.keys]]
-key = "{GLOBEX_MEMBER}"
-org = "globex"
-role = "member"
-{extra}
-"#,
-        );
-        let config_path = dir.path().join("memgate.toml");
-        std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("memgate.log")).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_memgate"));
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("MEMGATE_LOG", "info")
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log));
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start memgate");
+        let (child, proxy, admin) = launch(dir.path(), &storage_url, upstream, extra, env);
         let mut memgate = Self {
             child,
-            proxy: format!("http://127.0.0.1:{proxy_port}"),
-            admin: format!("http://127.0.0.1:{admin_port}"),
+            proxy,
+            admin,
             dir,
             http: reqwest::Client::new(),
             storage_url,
             _database: database,
         };
-        memgate.wait_ready().await;
-        memgate
+        // A port picked free can be taken before memgate binds it (by another test's listener
+        // on port 0): memgate then says so, and starts again on other ports.
+        for _ in 0..4 {
+            match memgate.wait_ready().await {
+                Ready::Up => return memgate,
+                Ready::PortTaken => memgate.kill().await,
+            }
+            (memgate.child, memgate.proxy, memgate.admin) = launch(
+                memgate.dir.path(),
+                &memgate.storage_url,
+                upstream,
+                extra,
+                env,
+            );
+        }
+        panic!(
+            "memgate found its ports taken four times:\n{}",
+            memgate.log()
+        );
     }
 
-    async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self) -> Ready {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("memgate exited early ({status}):\n{}", self.log());
+            let log = self.log();
+            if log.contains("is in use, will try again") {
+                return Ready::PortTaken;
             }
-            let admin_ok = self
-                .http
-                .get(format!("{}/readyz", self.admin))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            let proxy_ok = tokio::net::TcpStream::connect(self.proxy.trim_start_matches("http://"))
-                .await
-                .is_ok();
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if log.contains("cannot listen on") && log.contains("in use") {
+                    return Ready::PortTaken;
+                }
+                panic!("memgate exited early ({status}):\n{log}");
+            }
+            // Answering is not enough: whoever took a port would answer too.
+            let pid = self.child.id();
+            let admin_ok = listens_on(pid, &self.admin)
+                && self
+                    .http
+                    .get(format!("{}/readyz", self.admin))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+            let proxy_ok = listens_on(pid, &self.proxy);
             if admin_ok && proxy_ok {
-                return;
+                return Ready::Up;
             }
             assert!(
                 Instant::now() < deadline,
