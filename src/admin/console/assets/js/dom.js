@@ -112,6 +112,21 @@ export function pager(label, page, go) {
   );
 }
 
+/** The offset to show after removing one row of `rows` (a page at `offset` of `limit`): the
+ * previous page when it was the last row of a later page. */
+export function offsetAfterRemoving(rows, offset, limit) {
+  return rows.length === 1 && offset > 0 ? Math.max(0, offset - limit) : offset;
+}
+
+/** Headline numbers: `[label, value, testId?]` each. */
+export function totals(items) {
+  return h(
+    "dl",
+    { class: "totals" },
+    items.map(([label, value, testId]) => h("div", {}, h("dt", {}, label), h("dd", { "data-testid": testId }, value))),
+  );
+}
+
 /**
  * Asks before something that cannot be undone. Resolves to true when confirmed. The dialog
  * names what goes; Escape or Cancel keeps it.

@@ -2,7 +2,7 @@
 // waiting in this replica's journal, and the server's metrics.
 
 import { get, post, path, segment, ApiFailure } from "./api.js";
-import { h, replace, table, pager, when, count, announce, problem } from "./dom.js";
+import { h, replace, table, pager, when, count, announce, problem, totals, offsetAfterRemoving } from "./dom.js";
 
 const PAGE = 20;
 
@@ -35,7 +35,7 @@ async function deadLetters(out, offset = 0) {
                   } catch (error) {
                     announce(error.message, "error");
                   }
-                  again(dead.turns.length === 1 && offset > 0 ? offset - PAGE : offset);
+                  again(offsetAfterRemoving(dead.turns, offset, PAGE));
                 },
               },
               "Retry",
@@ -50,9 +50,9 @@ async function deadLetters(out, offset = 0) {
 }
 
 export async function operationsPage(main) {
-  let totals;
+  let queue;
   try {
-    totals = await Promise.all(["pending", "dead", "done"].map((state) => get(path("/memory/outbox", { state, limit: 1 }))));
+    queue = await Promise.all(["pending", "dead", "done"].map((state) => get(path("/memory/outbox", { state, limit: 1 }))));
   } catch (error) {
     if (error instanceof ApiFailure && error.status === 403) {
       replace(main, h("h1", {}, "Operations"), problem({ message: "The queue is shown to admin keys only." }));
@@ -60,7 +60,7 @@ export async function operationsPage(main) {
     }
     throw error;
   }
-  const [pending, dead, done] = totals;
+  const [pending, dead, done] = queue;
   let journal;
   try {
     journal = count((await get("/memory/outbox/journal")).journaled_turns);
@@ -71,14 +71,12 @@ export async function operationsPage(main) {
   replace(
     main,
     h("div", { class: "page-head" }, h("h1", {}, "Operations"), h("p", { class: "muted" }, "The org's turns on their way to memory.")),
-    h(
-      "dl",
-      { class: "totals" },
-      h("div", {}, h("dt", {}, "Pending turns"), h("dd", { "data-testid": "pending" }, count(pending.total))),
-      h("div", {}, h("dt", {}, "Dead letters"), h("dd", { "data-testid": "dead" }, count(dead.total))),
-      h("div", {}, h("dt", {}, "Ingested (kept 24 h)"), h("dd", {}, count(done.total))),
-      h("div", {}, h("dt", {}, "In this replica's journal"), h("dd", { "data-testid": "journal" }, journal)),
-    ),
+    totals([
+      ["Pending turns", count(pending.total), "pending"],
+      ["Dead letters", count(dead.total), "dead"],
+      ["Ingested (kept 24 h)", count(done.total)],
+      ["In this replica's journal", journal, "journal"],
+    ]),
     h("h2", {}, "Dead letters"),
     letters,
     h("h2", {}, "Metrics"),

@@ -1,7 +1,7 @@
 // One memory session: its config, facts, history, a search box and (cognee) its graph.
 
 import { get, post, patch, del, path, segment, isAdmin, ApiFailure } from "./api.js";
-import { h, replace, table, pager, when, count, field, showFieldErrors, confirmAction, announce, problem } from "./dom.js";
+import { h, replace, table, pager, when, count, field, showFieldErrors, confirmAction, announce, problem, offsetAfterRemoving } from "./dom.js";
 import { configFields, readConfig } from "./config.js";
 import { deleteSession } from "./sessions.js";
 import { graphPicture } from "./graph.js";
@@ -13,6 +13,8 @@ const TABS = [
   ["search", "Search"],
   ["graph", "Graph"],
 ];
+
+const FACTS_PAGE = 20;
 
 const base = (session) => `/memory/session/${segment(session.memory_id)}`;
 
@@ -97,7 +99,7 @@ async function configTab(session, body) {
 }
 
 async function factsTab(session, body, offset = 0) {
-  const list = await get(path(`${base(session)}/facts`, { limit: 20, offset }));
+  const list = await get(path(`${base(session)}/facts`, { limit: FACTS_PAGE, offset }));
   const again = (at) => factsTab(session, body, at);
   const columns = [
     { label: "Fact", cell: (f) => f.text },
@@ -127,7 +129,7 @@ async function factsTab(session, body, offset = 0) {
               } catch (error) {
                 announce(error.message, "error");
               }
-              again(list.facts.length === 1 && offset > 0 ? offset - 20 : offset);
+              again(offsetAfterRemoving(list.facts, offset, FACTS_PAGE));
             },
           },
           "Delete",

@@ -1,7 +1,7 @@
 // The org's memory sessions: the list, a new session, deleting one.
 
 import { get, post, del, path, segment, isAdmin } from "./api.js";
-import { h, replace, table, pager, when, count, field, showFieldErrors, confirmAction, announce } from "./dom.js";
+import { h, replace, table, pager, when, count, field, showFieldErrors, confirmAction, announce, offsetAfterRemoving } from "./dom.js";
 import { configFields, readConfig, showKeysOf } from "./config.js";
 
 const PAGE = 50;
@@ -97,7 +97,7 @@ export async function sessionsPage(main, offset = 0) {
             class: "danger small",
             "aria-label": `Delete session ${s.memory_id}`,
             onclick: async () => {
-              if (await deleteSession(s)) reload(list.sessions.length === 1 && offset > 0 ? offset - PAGE : offset);
+              if (await deleteSession(s)) reload(offsetAfterRemoving(list.sessions, offset, PAGE));
             },
           },
           "Delete",

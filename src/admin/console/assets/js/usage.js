@@ -2,7 +2,7 @@
 // gateway bills to the platform, not to the caller's key (GET /memory/usage).
 
 import { get, path, ApiFailure } from "./api.js";
-import { h, replace, table, count, field, showFieldErrors, problem } from "./dom.js";
+import { h, replace, table, count, field, showFieldErrors, problem, totals } from "./dom.js";
 import { stackedBars, swatch } from "./charts.js";
 
 const DAY = 86_400_000;
@@ -46,13 +46,11 @@ function report(usage, width) {
     { label: "Completion tokens", numeric: true, cell: (r) => count(r.completion_tokens) },
   ];
   return [
-    h(
-      "dl",
-      { class: "totals" },
-      h("div", {}, h("dt", {}, "Internal calls"), h("dd", { "data-testid": "total-calls" }, count(usage.total_calls))),
-      h("div", {}, h("dt", {}, "Prompt tokens"), h("dd", {}, count(usage.total_prompt_tokens))),
-      h("div", {}, h("dt", {}, "Completion tokens"), h("dd", {}, count(usage.total_completion_tokens))),
-    ),
+    totals([
+      ["Internal calls", count(usage.total_calls), "total-calls"],
+      ["Prompt tokens", count(usage.total_prompt_tokens)],
+      ["Completion tokens", count(usage.total_completion_tokens)],
+    ]),
     h("h2", {}, "Tokens by UTC day and kind"),
     usage.rows.length
       ? h(
