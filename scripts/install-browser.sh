@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the console's browser test drives, idempotently: Debian's Chromium, and
-# playwright-core (pinned by tests/browser/package-lock.json) in a folder outside the clone so
-# that fresh checkouts reuse it. playwright-core never downloads a browser of its own: the test
+# playwright-core and axe-core (pinned by tests/browser/package-lock.json) in a folder outside
+# the clone so that fresh checkouts reuse it. playwright-core never downloads a browser of its own: the test
 # launches /usr/bin/chromium.
 set -euo pipefail
 

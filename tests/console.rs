@@ -1,6 +1,6 @@
-//! The admin console in a real browser: Debian's Chromium, driven by playwright-core
-//! (tests/browser/console.mjs; `bash scripts/install-browser.sh` installs both), against the
-//! real binary in front of the mock gateway. Screenshots of every page at 1280×800 and
+//! The admin console in a real browser: Debian's Chromium, driven by playwright-core and
+//! checked with axe (tests/browser/console.mjs; `bash scripts/install-browser.sh` installs
+//! them), against the real binary in front of the mock gateway. Screenshots of every page at 1280×800 and
 //! 390×844 land in `<target>/tmp/console-screenshots/`.
 
 mod common;

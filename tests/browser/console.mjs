@@ -5,7 +5,7 @@
 // It prints one JSON line per screenshot and exits non-zero on the first failed check.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -14,7 +14,11 @@ const env = (name) => {
   if (!value) throw new Error(`${name} is not set`);
   return value;
 };
-const { chromium } = createRequire(join(env("BROWSER_ENV"), "package.json"))("playwright-core");
+const require = createRequire(join(env("BROWSER_ENV"), "package.json"));
+const { chromium } = require("playwright-core");
+// axe, the accessibility checker, evaluated in the page over the devtools protocol (which the
+// page's CSP does not govern: the console itself still loads nothing but its own files).
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN = env("ADMIN_URL");
 const PROXY = env("PROXY_URL");
 const KEYS = { admin: env("ACME_ADMIN"), member: env("ACME_MEMBER"), other: env("GLOBEX_ADMIN") };
@@ -71,8 +75,19 @@ async function shoot(name) {
   console.log(JSON.stringify({ screenshot: file, page: name, size }));
 }
 
-/** Every form control has a label a screen reader reads out; at 390 px nothing scrolls sideways. */
+/**
+ * axe finds no WCAG 2.1 A or AA violation (contrast, names, roles, landmarks…); every form
+ * control has a label a screen reader reads out; at 390 px nothing scrolls sideways.
+ */
 async function checkPage(name) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+    });
+    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+  });
+  assert.deepEqual(violations, [], `${name} at ${size}: accessibility violations`);
   const unlabelled = await page.evaluate(() =>
     [...document.querySelectorAll("input, select, textarea, button")]
       .filter((el) => !el.closest("[hidden]"))
