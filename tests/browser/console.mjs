@@ -358,6 +358,8 @@ await checkPage("graph");
 await shoot("session-graph");
 await visit("#/usage", "Internal / Platform");
 await page.locator("svg.chart rect").first().waitFor();
+// Laid out as cards, the tables are still tables to assistive technology.
+await page.getByRole("table", { name: "Tokens by memory session" }).getByRole("cell", { name: SESSION }).waitFor();
 await checkPage("usage");
 await shoot("usage");
 await visit("#/operations", "Operations");

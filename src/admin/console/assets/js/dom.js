@@ -75,22 +75,28 @@ export function problem(error) {
  */
 export function table(caption, columns, rows, empty) {
   if (rows.length === 0) return h("p", { class: "empty" }, empty);
+  // The roles are spelled out: on a phone the cells are laid out as blocks, which would
+  // otherwise take the table's meaning away from screen readers.
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
-      { class: "cards" },
+      { class: "cards", role: "table" },
       h("caption", { class: "visually-hidden" }, caption),
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : null }, c.label)))),
+      h(
+        "thead",
+        { role: "rowgroup" },
+        h("tr", { role: "row" }, columns.map((c) => h("th", { scope: "col", role: "columnheader", class: c.numeric ? "num" : null }, c.label))),
+      ),
       h(
         "tbody",
-        {},
+        { role: "rowgroup" },
         rows.map((row) =>
           h(
             "tr",
-            {},
-            columns.map((c) => h("td", { "data-label": c.label, class: c.numeric ? "num" : null }, c.cell(row))),
+            { role: "row" },
+            columns.map((c) => h("td", { role: "cell", "data-label": c.label, class: c.numeric ? "num" : null }, c.cell(row))),
           ),
         ),
       ),
