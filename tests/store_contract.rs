@@ -2490,6 +2490,27 @@ async fn graph_lookups_by_id_key_and_touching_edges(b: Backend) {
         .await
         .unwrap()
         .is_empty());
+    // The same entities without their vectors, for showing them.
+    let named = b
+        .graph_entities_named(&s, &keys(&["person:alice", "org:acme", "person:nobody"]))
+        .await
+        .unwrap();
+    assert!(named.iter().all(|e| e.kind == "entity"));
+    let mut named: Vec<_> = named
+        .into_iter()
+        .map(|e| (e.entity_key, e.text, e.id))
+        .collect();
+    named.sort();
+    let expected: Vec<_> = found
+        .iter()
+        .map(|(key, _, text, _, id)| (Some(key.clone()), text.clone(), id.clone()))
+        .collect();
+    assert_eq!(named, expected);
+    assert!(b
+        .graph_entities_named(&as_org(&s, "globex"), &keys(&["person:alice"]))
+        .await
+        .unwrap()
+        .is_empty());
 
     // One hop: edges from or to the keys, at most `limit`, of this session only.
     let touching = b

@@ -464,13 +464,7 @@ impl GraphEngine {
             .collect();
         keys.sort();
         keys.dedup();
-        let mut entities: Vec<GraphItem> = self
-            .store
-            .graph_entities(session, &keys)
-            .await?
-            .into_iter()
-            .map(|e| e.item)
-            .collect();
+        let mut entities = self.store.graph_entities_named(session, &keys).await?;
         entities.sort_by(|a, b| a.entity_key.cmp(&b.entity_key));
         Ok(GraphPicture {
             entities,

@@ -38,6 +38,31 @@ pub(crate) fn graph_item_vector(row: &impl SqlRow) -> Result<GraphItemVector, St
 }
 
 impl<D: Dialect> SqlStore<D> {
+    /// The session's items whose `column` is among `values` (of `kind`, when given): the
+    /// `columns` of each, read by `row`.
+    async fn items_where<T>(
+        &self,
+        session: &Session,
+        (column, values): (&str, &[String]),
+        kind: Option<GraphKind>,
+        columns: &str,
+        row: impl Fn(&D::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (matches, listed) = D::any_of(column, 4, values);
+        let sql = format!(
+            "SELECT {columns} FROM graph_items
+             WHERE org_id = $1 AND session_id = $2 AND (CAST($3 AS TEXT) IS NULL OR kind = $3)
+               AND {matches}"
+        );
+        let mut bound = params![&session.org_id, session.id, kind.map(GraphKind::as_str)];
+        bound.extend(listed);
+        let rows = self.fetch_all(&sql, bound).await?;
+        rows.iter().map(row).collect()
+    }
+
     /// The session's items whose `column` is among `values` (of `kind`, when given), with
     /// their vectors.
     async fn items_with_vectors(
@@ -47,19 +72,9 @@ impl<D: Dialect> SqlStore<D> {
         values: &[String],
         kind: Option<GraphKind>,
     ) -> Result<Vec<GraphItemVector>, StoreError> {
-        if values.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (matches, listed) = D::any_of(column, 4, values);
-        let sql = format!(
-            "SELECT {GRAPH_ITEM_COLUMNS}, embedding FROM graph_items
-             WHERE org_id = $1 AND session_id = $2 AND (CAST($3 AS TEXT) IS NULL OR kind = $3)
-               AND {matches}"
-        );
-        let mut bound = params![&session.org_id, session.id, kind.map(GraphKind::as_str)];
-        bound.extend(listed);
-        let rows = self.fetch_all(&sql, bound).await?;
-        rows.iter().map(graph_item_vector).collect()
+        let columns = format!("{GRAPH_ITEM_COLUMNS}, embedding");
+        self.items_where(session, (column, values), kind, &columns, graph_item_vector)
+            .await
     }
 }
 
@@ -171,6 +186,22 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
     ) -> Result<Vec<GraphItemVector>, StoreError> {
         self.items_with_vectors(session, "entity_key", keys, Some(GraphKind::Entity))
             .await
+    }
+
+    async fn graph_entities_named(
+        &self,
+        session: &Session,
+        keys: &[String],
+    ) -> Result<Vec<GraphItem>, StoreError> {
+        let entities = ("entity_key", keys);
+        self.items_where(
+            session,
+            entities,
+            Some(GraphKind::Entity),
+            GRAPH_ITEM_COLUMNS,
+            sql::graph_item,
+        )
+        .await
     }
 
     async fn graph_edges_touching(

@@ -337,6 +337,13 @@ capability! {
             keys: &[String],
         ) -> Result<Vec<GraphItemVector>, StoreError>;
 
+        /// The session's entities among `keys`, without their vectors (to show them).
+        async fn graph_entities_named(
+            &self,
+            session: &Session,
+            keys: &[String],
+        ) -> Result<Vec<GraphItem>, StoreError>;
+
         /// The session's edges from or to any of `keys` (at most `limit`, oldest first): one hop
         /// of the embedded graph.
         async fn graph_edges_touching(
