@@ -371,6 +371,21 @@ await shoot("signin");
 await page.setViewportSize(WIDE);
 size = "1280x800";
 
+// ── In the system's dark scheme the pages pass the same checks (contrast among them).
+await page.emulateMedia({ colorScheme: "dark" });
+await signIn(KEYS.admin);
+await settled();
+await checkPage("sessions (dark)");
+await shoot("dark-sessions");
+await sessionTab(SESSION, "history");
+await checkPage("history (dark)");
+await visit("#/usage", "Internal / Platform");
+await page.locator("svg.chart rect").first().waitFor();
+await checkPage("usage (dark)");
+await shoot("dark-usage");
+await signOut();
+await page.emulateMedia({ colorScheme: "light" });
+
 // ── Deleting a session names what goes.
 await signIn(KEYS.admin);
 await settled();

@@ -2,10 +2,9 @@
 
 import { s, count } from "./dom.js";
 
-const PALETTE = ["#1f4e79", "#e07b39", "#3a9d5d", "#b83b5e", "#7a5195", "#2f9fbf", "#c9a227", "#6b6b6b"];
-
-export function colourOf(index) {
-  return PALETTE[index % PALETTE.length];
+/** The class of a series' colour: eight, set in the style sheet for light and dark. */
+export function seriesClass(index) {
+  return `series-${index % 8}`;
 }
 
 /** A round step for an axis up to `max`, about `ticks` of them. */
@@ -58,7 +57,7 @@ export function stackedBars({ labels, series, title, unit, width = 960 }) {
         if (!value) return null;
         const rect = s(
           "rect",
-          { x, width: barWidth, y: y(base + value), height: y(base) - y(base + value), fill: colourOf(k) },
+          { x, width: barWidth, y: y(base + value), height: y(base) - y(base + value), class: seriesClass(k) },
           s("title", {}, `${label} · ${serie.name}: ${count(value)} ${unit}`),
         );
         base += value;
@@ -82,5 +81,5 @@ export function stackedBars({ labels, series, title, unit, width = 960 }) {
 
 /** A square of a series' colour, for a legend. */
 export function swatch(index) {
-  return s("svg", { class: "swatch", viewBox: "0 0 10 10", width: 10, height: 10, "aria-hidden": "true" }, s("rect", { width: 10, height: 10, fill: colourOf(index) }));
+  return s("svg", { class: "swatch", viewBox: "0 0 10 10", width: 10, height: 10, "aria-hidden": "true" }, s("rect", { width: 10, height: 10, class: seriesClass(index) }));
 }

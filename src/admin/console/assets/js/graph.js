@@ -2,6 +2,7 @@
 // rest before drawing (the same graph always gives the same picture), drawn as SVG.
 
 import { s } from "./dom.js";
+import { seriesClass } from "./charts.js";
 
 const MARGIN = 70;
 const ITERATIONS = 400;
@@ -62,8 +63,6 @@ function layout(nodes, links, width, height) {
   return nodes.map((_, i) => [scale(x[i], minX, maxX, width), scale(y[i], minY, maxY, height)]);
 }
 
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
-
 /**
  * The SVG of a GET /memory/session/{id}/graph answer, laid out `width` units wide (the width
  * it is shown at, so that names stay legible on a phone).
@@ -73,7 +72,7 @@ export function graphPicture(picture, width = 960) {
   const nodes = picture.entities;
   const at = new Map(layout(nodes, picture.relationships, width, height).map((point, i) => [nodes[i].key, point]));
   const types = [...new Set(nodes.map((n) => n.type || "entity"))].sort();
-  const colour = (type) => PALETTE[types.indexOf(type || "entity") % PALETTE.length];
+  const colour = (type) => seriesClass(types.indexOf(type || "entity"));
   const edges = picture.relationships
     .filter((r) => at.has(r.source) && at.has(r.target))
     .map((r) => {
@@ -93,7 +92,7 @@ export function graphPicture(picture, width = 960) {
       "g",
       { class: "node" },
       s("title", {}, `${node.name} (${node.type || "entity"})`),
-      s("circle", { cx, cy, r: 9, fill: colour(node.type) }),
+      s("circle", { cx, cy, r: 9, class: colour(node.type) }),
       s("text", { x: cx, y: cy + 24, "text-anchor": "middle" }, node.name),
     );
   });
@@ -101,7 +100,7 @@ export function graphPicture(picture, width = 960) {
     s(
       "g",
       { class: "legend" },
-      s("circle", { cx: 16, cy: 18 + i * 20, r: 6, fill: colour(type) }),
+      s("circle", { cx: 16, cy: 18 + i * 20, r: 6, class: colour(type) }),
       s("text", { x: 28, y: 22 + i * 20 }, type),
     ),
   );
