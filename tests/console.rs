@@ -164,6 +164,10 @@ async fn the_console_in_a_browser() {
     assert_eq!(dead_letters(&mg).await, 0, "the dead letter went back");
     mg.wait_for_fact(ACME_ADMIN, "ledger", "The ledger closes on Fridays")
         .await;
+    let log = mg.log();
+    for key in [ACME_ADMIN, ACME_MEMBER, GLOBEX_ADMIN] {
+        assert!(!log.contains(key), "memgate logged a key the console sent");
+    }
 }
 
 /// The console's files carry the policy that keeps every other origin out, and are served

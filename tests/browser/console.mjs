@@ -418,6 +418,8 @@ const refused = await page.evaluate(async ([memoryId]) => {
 assert.equal(refused, 403);
 await visit("#/usage", "Internal / Platform");
 await page.getByText("Platform spend is shown to admin keys only.").waitFor();
+await visit("#/operations", "Operations");
+await page.getByText("The queue is shown to admin keys only.").waitFor();
 await signOut();
 
 // ── Another org's admin: none of acme's sessions, not even by their name.
