@@ -172,6 +172,19 @@ mod tests {
         }
     }
 
+    /// The style sheet pulls nothing in: no import, no font or image from elsewhere.
+    #[test]
+    fn the_style_sheet_names_no_other_file() {
+        let css = ASSETS.iter().find(|a| a.path == "console.css").unwrap();
+        let text = std::str::from_utf8(css.body).unwrap();
+        for forbidden in ["@import", "url(", "@font-face", "http://", "https://"] {
+            assert!(
+                !text.contains(forbidden),
+                "console.css contains {forbidden}"
+            );
+        }
+    }
+
     #[test]
     fn a_revalidation_with_the_current_tag_is_answered_304() {
         let first = serve("console.css", &HeaderMap::new());
