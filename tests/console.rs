@@ -86,27 +86,16 @@ async fn the_console_in_a_browser() {
         ("CHROMIUM", chromium),
         ("BROWSER_ENV", browser_env.display().to_string()),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .envs(env)
-            .output()
-            .expect("run node (bash scripts/install-browser.sh)")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser run failed:\n{stdout}\n{}\nmemgate's log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        mg.log()
-    );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect();
-    assert_eq!(lines.last(), Some(&json!({"done": true})), "{stdout}");
+    let mut node = Command::new("node");
+    node.arg(script).envs(env);
+    let lines = json_lines_of(
+        node,
+        "the browser run (bash scripts/install-browser.sh)",
+        || format!("memgate's log:\n{}", mg.log()),
+    )
+    .await;
+    let printed = format!("{lines:?}");
+    assert_eq!(lines.last(), Some(&json!({"done": true})), "{printed}");
     let shots_taken: Vec<&Value> = lines
         .iter()
         .filter(|l| l.get("screenshot").is_some())
@@ -125,7 +114,7 @@ async fn the_console_in_a_browser() {
         ] {
             let file = shots.join(format!("{size}-{page}.png"));
             let bytes = std::fs::read(&file)
-                .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", file.display()));
+                .unwrap_or_else(|e| panic!("{}: {e}\n{printed}", file.display()));
             assert!(
                 bytes.starts_with(b"\x89PNG"),
                 "{} is no PNG",
@@ -133,7 +122,7 @@ async fn the_console_in_a_browser() {
             );
         }
     }
-    assert!(shots_taken.len() >= 18, "{stdout}");
+    assert!(shots_taken.len() >= 18, "{printed}");
 
     // What the browser did, as the API sees it.
     let facts = mg.facts(ACME_ADMIN, "alice-console").await;

@@ -554,26 +554,35 @@ pub async fn python_json_lines(
     args: Vec<String>,
     env: Vec<(&'static str, String)>,
 ) -> Vec<Value> {
-    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(path)
-            .args(args)
-            .envs(env)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("python task");
+    let mut command = Command::new(python());
+    command
+        .arg(format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR")))
+        .args(args)
+        .envs(env);
+    json_lines_of(command, script, String::new).await
+}
+
+/// Runs `command` (a driver script, named `what`), asserts that it succeeded — the failure
+/// message ends with `context()` — and returns the JSON lines it printed.
+pub async fn json_lines_of(
+    mut command: Command,
+    what: &str,
+    context: impl FnOnce() -> String,
+) -> Vec<Value> {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("driver task")
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "{script} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{what} failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        context()
     );
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{script} printed {l:?}: {e}")))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what} printed {l:?}: {e}")))
         .collect()
 }
 
