@@ -120,7 +120,7 @@ impl LocalEngine {
             embedding: embedding.to_vec(),
         };
         self.store
-            .apply_fact_changes(session, &[change], "bench")
+            .apply_fact_changes(session, &[change], "bench", false)
             .await
             .expect("write");
         started.elapsed()
@@ -133,10 +133,15 @@ impl LocalEngine {
         let mut added = 0;
         for text in texts {
             let session = self.reload(session).await;
-            let turn = [TurnMessage {
+            let message = TurnMessage {
                 role: "user".into(),
                 content: text.clone(),
-            }];
+            };
+            // Redaction is measured on its own (benches/redaction.rs).
+            let turn = self
+                .redactor
+                .redact_turn(self.redactor.rules(None), vec![message])
+                .await;
             let started = Instant::now();
             let events = self.engine.ingest(&session, &turn).await.expect("ingest");
             let elapsed = started.elapsed();

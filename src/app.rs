@@ -12,11 +12,12 @@ use crate::embed::Embedder;
 use crate::graph_server::BoltGraph;
 use crate::journal::TurnJournal;
 use crate::llm::LlmClient;
-use crate::memory::engine::Engines;
+use crate::memory::engine::{EmbeddingModel, Engines};
 use crate::memory::facts::FactsEngine;
 use crate::memory::graph::GraphEngine;
 use crate::memory::session_cache::SessionCache;
 use crate::metrics::Metrics;
+use crate::redaction::Redactor;
 use crate::shutdown::Drain;
 use crate::store::OutboxStore;
 use crate::store::Store;
@@ -34,6 +35,8 @@ pub enum StartError {
     Embeddings(String),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error("redaction: {0}")]
+    Redaction(String),
 }
 
 pub struct AppState {
@@ -54,6 +57,8 @@ pub struct AppState {
     pub outbox_failed_at_ms: AtomicI64,
     /// Sessions as the proxy last looked them up, for at most `memory.session_cache_ttl_ms`.
     pub sessions: SessionCache,
+    /// What every turn loses before it is kept or sent to a model.
+    pub redactor: Redactor,
 }
 
 impl AppState {
@@ -101,8 +106,15 @@ impl AppState {
                 config.extraction.clone(),
                 &config.memory,
             ),
-            graph: GraphEngine::new(store.clone(), llm, embedder, bolt),
+            graph: GraphEngine::new(store.clone(), llm, embedder.clone(), bolt),
+            store: store.clone(),
+            embedder,
+            embedding_model: EmbeddingModel {
+                name: config.embeddings.model().to_string(),
+                dimensions: config.embeddings.dimensions(),
+            },
         };
+        let redactor = Redactor::new(&config.memory.redaction).map_err(StartError::Redaction)?;
         let sessions = SessionCache::new(Duration::from_millis(config.memory.session_cache_ttl_ms));
         Ok((
             Arc::new(Self {
@@ -117,6 +129,7 @@ impl AppState {
                 journal,
                 outbox_failed_at_ms: AtomicI64::new(i64::MIN),
                 sessions,
+                redactor,
             }),
             usage_writer,
         ))

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::redaction::{check_custom_rules, CustomRedaction};
 use crate::domain::{EngineKind, Placement, Role};
 use crate::secret::Secret;
 
@@ -150,6 +151,9 @@ impl ProxyConfig {
 pub struct AdminConfig {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// The largest export `POST /memory/session/import` reads (it is written in one
+    /// transaction, so it is read whole first).
+    pub max_import_bytes: usize,
     /// See [`ClientDeadlines`].
     pub request_header_timeout_seconds: u64,
     pub body_read_timeout_seconds: u64,
@@ -161,6 +165,7 @@ impl Default for AdminConfig {
         Self {
             listen: "0.0.0.0:8081".into(),
             max_body_bytes: 4 * 1024 * 1024,
+            max_import_bytes: 256 * 1024 * 1024,
             request_header_timeout_seconds: DEFAULT_HEADER_SECONDS,
             body_read_timeout_seconds: DEFAULT_BODY_READ_SECONDS,
             keepalive_timeout_seconds: DEFAULT_KEEPALIVE_SECONDS,
@@ -461,6 +466,56 @@ pub struct MemoryConfig {
     pub session_cache_ttl_ms: u64,
     /// Where the context block goes in a request (a session's `placement` overrides it).
     pub placement: Placement,
+    /// What is redacted from turns before they are kept or sent to a model (a session's
+    /// `redaction` overrides it detector by detector).
+    pub redaction: RedactionConfig,
+}
+
+/// Which detectors run on every session whose config does not say otherwise. Secrets are on
+/// (a key pasted into a chat must not end up in a memory store or an extraction prompt);
+/// personal data is off, because many memories are about exactly that and only the operator
+/// knows whether they may be kept.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactionConfig {
+    pub email: bool,
+    pub phone: bool,
+    pub card: bool,
+    pub iban: bool,
+    pub ip: bool,
+    pub secret: bool,
+    /// Rules of the operator's own, `{ label = "employee_id", pattern = "EMP-[0-9]{6}" }`;
+    /// they apply to every session, besides the session's own.
+    pub custom: Vec<CustomRedaction>,
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        Self {
+            email: false,
+            phone: false,
+            card: false,
+            iban: false,
+            ip: false,
+            secret: true,
+            custom: Vec::new(),
+        }
+    }
+}
+
+impl RedactionConfig {
+    /// Whether a built-in detector is on, by name.
+    pub fn enabled(&self, detector: &str) -> bool {
+        match detector {
+            "email" => self.email,
+            "phone" => self.phone,
+            "card" => self.card,
+            "iban" => self.iban,
+            "ip" => self.ip,
+            "secret" => self.secret,
+            _ => false,
+        }
+    }
 }
 
 impl Default for MemoryConfig {
@@ -474,6 +529,7 @@ impl Default for MemoryConfig {
             dedup_threshold: 0.96,
             session_cache_ttl_ms: 1_000,
             placement: Placement::System,
+            redaction: RedactionConfig::default(),
         }
     }
 }
@@ -883,6 +939,8 @@ impl Config {
                 "graph.timeout_ms and graph.max_connections must be above 0".into(),
             ));
         }
+        check_custom_rules(&self.memory.redaction.custom, "memory.redaction.custom")
+            .map_err(|e| invalid(&e.param, e.message))?;
         self.embeddings.validate()?;
         let telemetry = &self.telemetry;
         if !telemetry.otlp_endpoint.is_empty() && !telemetry.otlp_endpoint.starts_with("http://") {

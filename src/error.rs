@@ -15,6 +15,9 @@ pub enum StoreError {
     SessionGone(String),
     #[error("embeddings changed: {0}")]
     EmbeddingsChanged(String),
+    /// The write would race with work in progress (a turn being ingested right now).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl StoreError {

@@ -57,6 +57,11 @@ impl ApiError {
         Self::new(403, "permission_error", "forbidden", message)
     }
 
+    /// A 403 with its own code: the caller may not do this with what it sent.
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(403, "permission_error", code, message)
+    }
+
     pub fn session_not_found(memory_id: &str) -> Self {
         Self::new(
             404,
@@ -161,6 +166,7 @@ impl From<StoreError> for ApiError {
                 Self::conflict("already_exists", format!("{what} already exists"))
             }
             StoreError::SessionGone(memory_id) => Self::session_not_found(&memory_id),
+            StoreError::Busy(what) => Self::conflict("busy", what),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Self::internal("storage failure")

@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::domain::outbox::{TurnOutcome, TurnPayload};
 use crate::domain::EngineKind;
+use crate::redaction::Redactor;
 use crate::store::Store;
 use crate::store::{OutboxStore, SessionStore};
 
@@ -143,16 +144,20 @@ impl TurnJournal {
     /// Writes journaled turns to the outbox, oldest first, until the store fails; keeps the
     /// rest. A turn whose session was unknown is resolved here; `auto_create` is the engine
     /// sessions are created with on first use, when they are.
+    ///
+    /// A turn whose session was unknown was redacted by the server's settings only; it is
+    /// redacted by its session's before it is written to the outbox.
     pub async fn replay(
         &self,
         store: &Store,
         auto_create: Option<EngineKind>,
+        redactor: &Redactor,
     ) -> Result<Replayed, JournalError> {
         let _guard = self.file_lock.lock().await;
         let (entries, _) = self.read_entries()?;
         let mut replayed = Replayed::default();
         for entry in &entries {
-            let reason = match replay_one(store, auto_create, entry).await {
+            let reason = match replay_one(store, auto_create, redactor, entry).await {
                 Ok(Fate::Written) => {
                     replayed.written += 1;
                     continue;
@@ -238,6 +243,29 @@ impl TurnJournal {
         Ok((entries, bytes))
     }
 
+    /// Removes the org's journaled turns of session `memory_id` that `matches` (an erasure):
+    /// their idempotency keys. With `dry_run` nothing is removed.
+    pub async fn forget(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        matches: impl Fn(&FinishedTurn) -> bool,
+        dry_run: bool,
+    ) -> Result<Vec<String>, JournalError> {
+        if self.pending() == 0 {
+            return Ok(Vec::new());
+        }
+        let _guard = self.file_lock.lock().await;
+        let (entries, _) = self.read_entries()?;
+        let (gone, kept): (Vec<FinishedTurn>, Vec<FinishedTurn>) = entries
+            .into_iter()
+            .partition(|e| e.org_id == org_id && e.payload.memory_id == memory_id && matches(e));
+        if !gone.is_empty() && !dry_run {
+            self.rewrite(&kept)?;
+        }
+        Ok(gone.into_iter().map(|e| e.idempotency_key).collect())
+    }
+
     /// Replaces the file with `rest`, atomically (a temporary file renamed over it).
     fn rewrite(&self, rest: &[FinishedTurn]) -> Result<(), JournalError> {
         let mut bytes = 0;
@@ -274,9 +302,11 @@ enum Fate {
 async fn replay_one(
     store: &Store,
     auto_create: Option<EngineKind>,
+    redactor: &Redactor,
     entry: &FinishedTurn,
 ) -> Result<Fate, crate::error::StoreError> {
     let memory_id = &entry.payload.memory_id;
+    let mut payload = std::borrow::Cow::Borrowed(&entry.payload);
     let session_id = match entry.session_id {
         Some(id) => id,
         None => {
@@ -294,16 +324,20 @@ async fn replay_one(
             if entry.unless_session_declines && !session.config.store_memory {
                 return Ok(Fate::Declined);
             }
+            if let Some(own) = &session.config.redaction {
+                let rules = redactor.rules(Some(own));
+                let turn = redactor
+                    .redact_turn(rules, entry.payload.messages.clone())
+                    .await;
+                let payload = payload.to_mut();
+                payload.redacted |= turn.redacted();
+                payload.messages = turn.into_messages();
+            }
             session.id
         }
     };
     match store
-        .enqueue_turn(
-            &entry.idempotency_key,
-            &entry.org_id,
-            session_id,
-            &entry.payload,
-        )
+        .enqueue_turn(&entry.idempotency_key, &entry.org_id, session_id, &payload)
         .await
     {
         Ok(()) => Ok(Fate::Written),
@@ -328,6 +362,7 @@ mod tests {
                 messages: Vec::new(),
                 request_id: None,
                 traceparent: None,
+                redacted: false,
             },
         }
     }

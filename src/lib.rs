@@ -16,6 +16,7 @@ pub mod llm;
 pub mod memory;
 pub mod metrics;
 pub mod proxy;
+pub mod redaction;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

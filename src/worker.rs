@@ -93,7 +93,11 @@ async fn replay_journal(state: &AppState) {
     }
     let memory = &state.config.memory;
     let auto_create = memory.auto_create_sessions.then_some(memory.default_engine);
-    match state.journal.replay(&state.store, auto_create).await {
+    match state
+        .journal
+        .replay(&state.store, auto_create, &state.redactor)
+        .await
+    {
         Ok(replayed) => {
             Metrics::add(&state.metrics.turns_replayed_total, replayed.written as u64);
             Metrics::add(
@@ -238,7 +242,16 @@ async fn ingest(state: &AppState, row: &OutboxRow) -> Result<TurnOutcome, String
         tracing::info!("session is gone; dropping its pending turn");
         return Ok(dropped());
     };
-    match state.engine.ingest(&session, &row.payload.messages).await {
+    // Again, with the session's settings as they are now: a turn written before they changed
+    // (or by an older version) is redacted as the session asks. Redacting twice changes
+    // nothing.
+    let rules = state.redactor.rules(session.config.redaction.as_ref());
+    let turn = state
+        .redactor
+        .redact_turn(rules, row.payload.messages.clone())
+        .await
+        .with_earlier_redaction(row.payload.redacted);
+    match state.engine.ingest(&session, &turn).await {
         Ok(events) => {
             let written = events.iter().filter(|e| e.event != "NONE").count();
             tracing::info!(facts = events.len(), written, "turn ingested");

@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["graph_server", "auth"],
     &["deadlines", "shutdown"],
-    &["telemetry", "http_error"],
+    &["telemetry", "http_error", "redaction"],
     &["config"],
     &["domain", "vector", "error", "secret"],
 ];

@@ -135,6 +135,7 @@ async fn concurrent_claims_never_share_a_row() {
                     messages: vec![],
                     request_id: None,
                     traceparent: None,
+                    redacted: false,
                 },
             )
             .await
@@ -287,11 +288,11 @@ async fn large_sessions_are_searched_through_hnsw_small_ones_exactly() {
             .collect()
     };
     store
-        .apply_fact_changes(&small, &add(0..50), "ingest")
+        .apply_fact_changes(&small, &add(0..50), "ingest", false)
         .await
         .unwrap();
     store
-        .apply_fact_changes(&stale_large, &add(1000..1400), "ingest")
+        .apply_fact_changes(&stale_large, &add(1000..1400), "ingest", false)
         .await
         .unwrap();
     let small = store.find_session("acme", "small").await.unwrap().unwrap();

@@ -134,7 +134,7 @@ async fn patched_config_is_honoured_by_the_proxy() {
         .await;
     assert_eq!(
         details["config"],
-        json!({"top_k": null, "retrieval": false, "store_memory": false, "fact_ttl_seconds": null, "max_facts": null, "placement": null})
+        json!({"top_k": null, "retrieval": false, "store_memory": false, "fact_ttl_seconds": null, "max_facts": null, "placement": null, "redaction": null})
     );
     assert_eq!(details["engine_name"], "mem0");
     assert_eq!(details["fact_count"], 3);

@@ -14,15 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memgate::config::StorageConfig;
+use memgate::domain::erasure::ForgetSelection;
 use memgate::domain::graph::{graph_item_id, GraphItem, GraphKind, GraphPurgeCounts, NewGraphItem};
 use memgate::domain::outbox::{FactChanges, OutboxCounts, TurnOutcome, TurnPayload, TurnState};
 use memgate::domain::time as timestamp;
+use memgate::domain::transfer::{ExportedHistory, SessionImport};
 use memgate::domain::usage::{Provider, Purpose, UsageEvent};
 use memgate::domain::{
     now_ms, EngineKind, FactChange, Session, SessionConfig, SessionStats, TurnMessage,
 };
 use memgate::error::StoreError;
-use memgate::store::{FactStore, GraphItemStore, OutboxStore, SessionStore, Store, UsageStore};
+use memgate::store::{
+    ErasureStore, FactStore, GraphItemStore, OutboxStore, SessionStore, Store, TransferStore,
+    UsageStore,
+};
 
 const MODEL: &str = "contract-embedding-model";
 const DIMS: usize = 3;
@@ -154,7 +159,7 @@ impl Backend {
 
     async fn add_facts(&self, session: &Session, texts: &[(&str, [f32; DIMS])]) -> Vec<String> {
         let changes: Vec<FactChange> = texts.iter().map(|(t, e)| add(t, *e)).collect();
-        self.apply_fact_changes(session, &changes, "ingest")
+        self.apply_fact_changes(session, &changes, "ingest", false)
             .await
             .unwrap()
     }
@@ -257,6 +262,7 @@ fn payload(memory_id: &str) -> TurnPayload {
         messages: vec![],
         request_id: None,
         traceparent: None,
+        redacted: false,
     }
 }
 
@@ -436,7 +442,10 @@ fn set<const N: usize>(ids: [&str; N]) -> BTreeSet<String> {
 
 async fn write_graph(b: &Backend, session: &Session) -> Graph {
     let graph = Graph::of(session);
-    let fresh = b.write_graph_items(session, &graph.items()).await.unwrap();
+    let fresh = b
+        .write_graph_items(session, &graph.items(), false)
+        .await
+        .unwrap();
     assert_eq!(fresh, vec![true; 7]);
     graph
 }
@@ -667,7 +676,7 @@ async fn session_stats_count_facts_and_turns_of_the_session(b: Backend) {
     let ids = b
         .add_facts(&s, &[("one", E1), ("two", E2), ("three", E3)])
         .await;
-    b.apply_fact_changes(&s, &[delete(&ids[0])], "api")
+    b.apply_fact_changes(&s, &[delete(&ids[0])], "api", false)
         .await
         .unwrap();
     b.add_facts(&noise, &[("not counted", E1)]).await;
@@ -745,6 +754,15 @@ async fn update_session_config_is_org_scoped(b: Backend) {
         fact_ttl_seconds: Some(60),
         max_facts: Some(10),
         placement: Some(memgate::domain::Placement::BeforeLastUser),
+        redaction: Some(memgate::domain::redaction::SessionRedaction {
+            email: Some(true),
+            secret: Some(false),
+            custom: vec![memgate::domain::redaction::CustomRedaction {
+                label: "ticket".into(),
+                pattern: r"TCK-\d{6}".into(),
+            }],
+            ..Default::default()
+        }),
     };
     let updated = b
         .update_session_config("acme", "cfg", &config)
@@ -873,6 +891,7 @@ async fn postgres_counts_a_sessions_facts_through_every_kind_of_write(b: Backend
             delete("no-such-fact"),
         ],
         "ingest",
+        false,
     )
     .await
     .unwrap();
@@ -898,9 +917,14 @@ async fn deleted_session_takes_everything_and_refuses_late_writes(b: Backend) {
     let keep = b.session("acme", "keep").await;
     let gone = b.session("acme", "gone").await;
     let ids = b.add_facts(&gone, &[("Team is in Singapore", E1)]).await;
-    b.apply_fact_changes(&gone, &[update(&ids[0], "Team is in Tokyo", E2)], "ingest")
-        .await
-        .unwrap();
+    b.apply_fact_changes(
+        &gone,
+        &[update(&ids[0], "Team is in Tokyo", E2)],
+        "ingest",
+        false,
+    )
+    .await
+    .unwrap();
     b.dead_turn("gone-dead", &gone).await;
     b.enqueue("gone-pending", &gone).await;
     b.add_facts(&keep, &[("Team is in Tokyo too", E2)]).await;
@@ -967,14 +991,14 @@ async fn deleted_session_takes_everything_and_refuses_late_writes(b: Backend) {
 
     // An ingest under way when the session went must not bring it back...
     let late = b
-        .apply_fact_changes(&gone, &[add("late fact", E1)], "ingest")
+        .apply_fact_changes(&gone, &[add("late fact", E1)], "ingest", false)
         .await;
     assert!(matches!(late, Err(StoreError::SessionGone(_))), "{late:?}");
     // ...even once a new session of the same name exists (SQLite may give it the same id).
     pause().await;
     let reborn = b.session("acme", "gone").await;
     let late = b
-        .apply_fact_changes(&gone, &[add("late fact", E1)], "ingest")
+        .apply_fact_changes(&gone, &[add("late fact", E1)], "ingest", false)
         .await;
     assert!(matches!(late, Err(StoreError::SessionGone(_))), "{late:?}");
     assert_eq!(b.list_facts(&reborn, None, 10, 0).await.unwrap().1, 0);
@@ -1050,7 +1074,7 @@ async fn fact_changes_write_history_and_keep_search_in_step(b: Backend) {
     assert_eq!(b.fact_history(&foreign, None, 10, 0).await.unwrap().1, 0);
 
     let touched = b
-        .apply_fact_changes(&s, &[update(&id, "Team is in Tokyo", E2)], "ingest")
+        .apply_fact_changes(&s, &[update(&id, "Team is in Tokyo", E2)], "ingest", false)
         .await
         .unwrap();
     assert_eq!(touched, std::slice::from_ref(&id));
@@ -1072,7 +1096,7 @@ async fn fact_changes_write_history_and_keep_search_in_step(b: Backend) {
     assert_close(near[0].similarity, 1.0);
 
     let touched = b
-        .apply_fact_changes(&s, &[delete(&id)], "api")
+        .apply_fact_changes(&s, &[delete(&id)], "api", false)
         .await
         .unwrap();
     assert_eq!(touched, std::slice::from_ref(&id));
@@ -1137,7 +1161,7 @@ async fn fact_history_filters_by_fact_and_pages(b: Backend) {
     let other = b.session("acme", "other").await;
     let ids = b.add_facts(&s, &[("a", E1), ("b", E2)]).await;
     let (a, bb) = (ids[0].clone(), ids[1].clone());
-    b.apply_fact_changes(&s, &[update(&a, "a2", E1), delete(&bb)], "ingest")
+    b.apply_fact_changes(&s, &[update(&a, "a2", E1), delete(&bb)], "ingest", false)
         .await
         .unwrap();
     let theirs = b.add_facts(&other, &[("theirs", E3)]).await;
@@ -1220,6 +1244,7 @@ async fn changes_to_missing_facts_are_skipped(b: Backend) {
                 update(&mine[0], "mine, updated", E1),
             ],
             "ingest",
+            false,
         )
         .await
         .unwrap();
@@ -1232,7 +1257,7 @@ async fn changes_to_missing_facts_are_skipped(b: Backend) {
     assert_eq!(b.fact_history(&other, None, 10, 0).await.unwrap().1, 1);
 
     // A deleted fact is missing too.
-    b.apply_fact_changes(&s, &[delete(&mine[0])], "api")
+    b.apply_fact_changes(&s, &[delete(&mine[0])], "api", false)
         .await
         .unwrap();
     let touched = b
@@ -1240,6 +1265,7 @@ async fn changes_to_missing_facts_are_skipped(b: Backend) {
             &s,
             &[update(&mine[0], "back", E1), delete(&mine[0])],
             "ingest",
+            false,
         )
         .await
         .unwrap();
@@ -1369,6 +1395,7 @@ async fn keyword_search_ranks_follows_writes_and_is_org_scoped(b: Backend) {
         &s,
         &[update(&ids[2], "Carol drinks coffee", E3), delete(&ids[0])],
         "ingest",
+        false,
     )
     .await
     .unwrap();
@@ -1429,7 +1456,7 @@ async fn list_facts_pages_oldest_first_and_hides_stale(b: Backend) {
     // An update keeps the fact's place (creation order) and moves its write time.
     let since = now_ms();
     pause().await;
-    b.apply_fact_changes(&s, &[update(&ids[0], "f1 again", E1)], "ingest")
+    b.apply_fact_changes(&s, &[update(&ids[0], "f1 again", E1)], "ingest", false)
         .await
         .unwrap();
     let (all, _) = b.list_facts(&s, None, 10, 0).await.unwrap();
@@ -1492,9 +1519,14 @@ async fn cap_evicts_the_least_recently_written_with_history(b: Backend) {
     );
 
     // Least recently *written*: an update makes "second" newer than "third".
-    b.apply_fact_changes(&s, &[update(&ids[1], "second, rewritten", E1)], "ingest")
-        .await
-        .unwrap();
+    b.apply_fact_changes(
+        &s,
+        &[update(&ids[1], "second, rewritten", E1)],
+        "ingest",
+        false,
+    )
+    .await
+    .unwrap();
     pause().await;
     let touched = b.add_facts(&s, &[("fourth", E1)]).await;
     assert_eq!(touched.len(), 1, "only the new fact is reported");
@@ -1767,6 +1799,7 @@ async fn enqueue_is_idempotent_and_keeps_the_payload(b: Backend) {
         ],
         request_id: Some("req-1".into()),
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        redacted: true,
     };
     let second = TurnPayload {
         messages: vec![],
@@ -2210,7 +2243,9 @@ async fn graph_items_are_written_once_and_updated_in_place(b: Backend) {
     let graph = write_graph(&b, &s).await;
     // Idempotent: the same turn again writes nothing new.
     assert_eq!(
-        b.write_graph_items(&s, &graph.items()).await.unwrap(),
+        b.write_graph_items(&s, &graph.items(), false)
+            .await
+            .unwrap(),
         vec![false; 7]
     );
     assert_eq!(b.graph_kind_ids(&s, GraphKind::Entity).await.len(), 3);
@@ -2247,7 +2282,7 @@ async fn graph_items_are_written_once_and_updated_in_place(b: Backend) {
         [1.0, 1.0, 0.0],
     );
     let fresh = b
-        .write_graph_items(&s, &[chunk, alice, knows, carol.clone()])
+        .write_graph_items(&s, &[chunk, alice, knows, carol.clone()], false)
         .await
         .unwrap();
     assert_eq!(fresh, [false, false, false, true]);
@@ -2293,6 +2328,7 @@ async fn nearest_graph_items_by_kind(b: Backend) {
             "person",
             [0.0, 1.0, 0.0],
         )],
+        false,
     )
     .await
     .unwrap();
@@ -2572,7 +2608,7 @@ async fn list_graph_items_pages_by_kind_oldest_first(b: Backend) {
         "person",
         [1.0, 0.0, 0.0],
     );
-    b.write_graph_items(&s, std::slice::from_ref(&carol))
+    b.write_graph_items(&s, std::slice::from_ref(&carol), false)
         .await
         .unwrap();
 
@@ -2677,14 +2713,14 @@ async fn relationships_have_a_history_like_facts(b: Backend) {
     );
 
     // Seen again with the same wording: nothing happened. With new wording: an UPDATE.
-    b.write_graph_items(&s, std::slice::from_ref(&graph.knows))
+    b.write_graph_items(&s, std::slice::from_ref(&graph.knows), false)
         .await
         .unwrap();
     let reworded = NewGraphItem {
         text: "bob has known alice for years".into(),
         ..graph.knows.clone()
     };
-    b.write_graph_items(&s, std::slice::from_ref(&reworded))
+    b.write_graph_items(&s, std::slice::from_ref(&reworded), false)
         .await
         .unwrap();
     assert!(b
@@ -2715,7 +2751,7 @@ async fn relationships_have_a_history_like_facts(b: Backend) {
 
     // Another session's write of the same id is no change of this one's.
     let other = b.graph_session("globex", "graph").await;
-    b.write_graph_items(&other, std::slice::from_ref(&reworded))
+    b.write_graph_items(&other, std::slice::from_ref(&reworded), false)
         .await
         .unwrap();
     assert_eq!(b.fact_history(&other, None, 10, 0).await.unwrap().1, 0);
@@ -3009,19 +3045,19 @@ async fn late_graph_writes_to_a_deleted_session_are_refused(b: Backend) {
         b.delete_session("acme", "graph", false).await.unwrap(),
         Some(2)
     );
-    let late = b.write_graph_items(&g, &graph.items()).await;
+    let late = b.write_graph_items(&g, &graph.items(), false).await;
     assert!(matches!(late, Err(StoreError::SessionGone(_))), "{late:?}");
 
     // Not even into a new session of the same name (which SQLite may give the same id).
     pause().await;
     let reborn = b.graph_session("acme", "graph").await;
-    let late = b.write_graph_items(&g, &graph.items()).await;
+    let late = b.write_graph_items(&g, &graph.items(), false).await;
     assert!(matches!(late, Err(StoreError::SessionGone(_))), "{late:?}");
     for kind in [GraphKind::Chunk, GraphKind::Entity, GraphKind::Edge] {
         assert!(b.graph_kind_ids(&reborn, kind).await.is_empty(), "{kind:?}");
     }
     let fresh = b
-        .write_graph_items(&reborn, &Graph::of(&reborn).items())
+        .write_graph_items(&reborn, &Graph::of(&reborn).items(), false)
         .await
         .unwrap();
     assert_eq!(fresh, vec![true; 7]);
@@ -3042,7 +3078,7 @@ async fn writes_racing_a_delete_leave_nothing_behind(b: Backend) {
             async {
                 s1.wait().await;
                 store
-                    .apply_fact_changes(&m, &[add("racing", E1)], "ingest")
+                    .apply_fact_changes(&m, &[add("racing", E1)], "ingest", false)
                     .await
             },
             async {
@@ -3051,7 +3087,7 @@ async fn writes_racing_a_delete_leave_nothing_behind(b: Backend) {
             },
             async {
                 s3.wait().await;
-                store.write_graph_items(&g, &items).await
+                store.write_graph_items(&g, &items, false).await
             },
             async {
                 start.wait().await;
@@ -3106,7 +3142,7 @@ async fn edge_deletes_racing_graph_writes_orphan_no_edge(b: Backend) {
         let bob = entity(&scope, "person:bob", "Bob", "person", E1);
         let works_at = edge(&scope, "person:alice", "works_at", "org:acme", E1);
         let knows = edge(&scope, "person:bob", "knows", "person:alice", E2);
-        b.write_graph_items(&s, &[alice.clone(), acme, works_at.clone()])
+        b.write_graph_items(&s, &[alice.clone(), acme, works_at.clone()], false)
             .await
             .unwrap();
         let start = Arc::new(tokio::sync::Barrier::new(2));
@@ -3119,7 +3155,7 @@ async fn edge_deletes_racing_graph_writes_orphan_no_edge(b: Backend) {
             async {
                 start.wait().await;
                 store
-                    .write_graph_items(&s, &[knows.clone(), alice.clone(), bob.clone()])
+                    .write_graph_items(&s, &[knows.clone(), alice.clone(), bob.clone()], false)
                     .await
             },
         );
@@ -3198,7 +3234,9 @@ async fn graph_item_ids_of_another_session_are_not_taken_over(b: Backend) {
             ..graph.chunk.clone()
         },
     ];
-    b.write_graph_items(&other, &intruders).await.unwrap();
+    b.write_graph_items(&other, &intruders, false)
+        .await
+        .unwrap();
     let (texts, _) = b
         .list_graph_items(&a, GraphKind::Entity, 10, 0)
         .await
@@ -3225,8 +3263,243 @@ async fn graph_item_ids_of_another_session_are_not_reported_new(b: Backend) {
     let other = b.graph_session("acme", "b").await;
     let graph = write_graph(&b, &a).await;
     let fresh = b
-        .write_graph_items(&other, &[graph.alice.clone(), graph.chunk.clone()])
+        .write_graph_items(&other, &[graph.alice.clone(), graph.chunk.clone()], false)
         .await
         .unwrap();
     assert_eq!(fresh, [false, false]);
+}
+
+// ---- erasure and transfer ----
+
+fn text_selection(text: &str) -> ForgetSelection {
+    ForgetSelection {
+        fact_ids: Vec::new(),
+        text: Some(text.into()),
+    }
+}
+
+both_stores!(forget_takes_matching_facts_turns_and_history_texts_in_one_go);
+async fn forget_takes_matching_facts_turns_and_history_texts_in_one_go(b: Backend) {
+    let s = b.session("acme", "alice").await;
+    let other = b.session("acme", "bob").await;
+    let ids = b
+        .add_facts(
+            &s,
+            &[
+                ("Lives in Lisbon", E1),
+                ("Team in Tokyo", E2),
+                ("Likes tea", E3),
+            ],
+        )
+        .await;
+    // A fact once about Lisbon, reworded since: its history still holds the word.
+    b.apply_fact_changes(
+        &s,
+        &[update(&ids[2], "Likes green tea", E3)],
+        "ingest",
+        false,
+    )
+    .await
+    .unwrap();
+    b.add_facts(&other, &[("Lives in Lisbon", E1)]).await;
+    let mut turn = payload("alice");
+    turn.messages = vec![TurnMessage {
+        role: "user".into(),
+        content: "I moved to LISBON".into(),
+    }];
+    b.enqueue_turn("lisbon-turn", "acme", s.id, &turn)
+        .await
+        .unwrap();
+    b.enqueue("quiet-turn", &s).await;
+
+    let preview = b
+        .forget(&s, &text_selection("lisbon"), false, true)
+        .await
+        .unwrap();
+    assert_eq!(preview.facts, vec![ids[0].clone()]);
+    assert_eq!(preview.turns, vec!["lisbon-turn".to_string()]);
+    assert_eq!(
+        b.fact_texts(&s).await.len(),
+        3,
+        "a dry run changed something"
+    );
+
+    let selection = ForgetSelection {
+        fact_ids: vec![ids[1].clone(), "nope".into()],
+        text: Some("lisbon".into()),
+    };
+    let receipt = b.forget(&s, &selection, false, false).await.unwrap();
+    assert_eq!(receipt.facts, vec![ids[0].clone(), ids[1].clone()]);
+    assert_eq!(receipt.turns, vec!["lisbon-turn".to_string()]);
+    assert_eq!(receipt.not_found, vec!["nope".to_string()]);
+    // The ADDs of both facts; nothing else held the text.
+    assert_eq!(receipt.history_events_erased, 2);
+    assert_eq!(b.fact_texts(&s).await, vec!["Likes green tea".to_string()]);
+    assert_eq!(
+        b.fact_texts(&other).await,
+        vec!["Lives in Lisbon".to_string()]
+    );
+    assert!(b
+        .nearest(&s, &E1, 5, None)
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.fact_id != ids[0]));
+    let terms = vec!["lisbon".to_string()];
+    assert!(b
+        .keyword_search(&s, &terms, 5, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let (history, _) = b.fact_history(&s, None, 50, 0).await.unwrap();
+    for event in &history {
+        let texts = format!("{:?} {:?}", event.old_text, event.new_text);
+        assert!(
+            !texts.contains("Lisbon") && !texts.contains("Tokyo"),
+            "{event:?}"
+        );
+    }
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("forget"))
+            .count(),
+        2
+    );
+    assert_eq!(b.outbox_counts().await.unwrap().pending, 1);
+    let receipt = b
+        .turn_receipt("acme", "lisbon-turn")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(receipt.state, TurnState::Dropped, "{receipt:?}");
+
+    // A matching turn under a live lease is being ingested: refused, nothing changed.
+    let mut turn = payload("alice");
+    turn.messages = vec![TurnMessage {
+        role: "user".into(),
+        content: "Green tea in the morning".into(),
+    }];
+    b.enqueue_turn("tea-turn", "acme", s.id, &turn)
+        .await
+        .unwrap();
+    b.claim_outbox(10, LONG_LEASE).await.unwrap();
+    let busy = b
+        .forget(&s, &text_selection("green tea"), false, false)
+        .await;
+    assert!(matches!(busy, Err(StoreError::Busy(_))), "{busy:?}");
+    assert_eq!(b.fact_texts(&s).await, vec!["Likes green tea".to_string()]);
+}
+
+both_stores!(forget_in_a_graph_takes_an_entity_with_its_relationships_and_orphans);
+async fn forget_in_a_graph_takes_an_entity_with_its_relationships_and_orphans(b: Backend) {
+    let s = b.graph_session("acme", "g").await;
+    let graph = write_graph(&b, &s).await;
+    // Bob goes, with the one relationship he is in and the texts naming him; Alice and Acme
+    // are still joined by theirs.
+    let receipt = b
+        .forget(&s, &text_selection("BOB"), true, false)
+        .await
+        .unwrap();
+    assert_eq!(receipt.entities, vec![graph.bob.id.clone()]);
+    assert_eq!(receipt.facts, vec![graph.knows.id.clone()]);
+    assert_eq!(receipt.chunks, vec![graph.chunk.id.clone()]);
+    assert_eq!(receipt.summaries, vec![graph.summary.id.clone()]);
+    assert_eq!(
+        b.graph_kind_ids(&s, GraphKind::Entity).await,
+        set([graph.alice.id.as_str(), graph.acme.id.as_str()])
+    );
+    assert_eq!(
+        b.graph_kind_ids(&s, GraphKind::Edge).await,
+        set([graph.works_at.id.as_str()])
+    );
+    // Its history says it was forgotten, and the texts that named Bob are gone.
+    let (history, _) = b.fact_history(&s, None, 50, 0).await.unwrap();
+    assert!(history
+        .iter()
+        .any(|e| e.fact_id == graph.knows.id && e.reason.as_deref() == Some("forget")));
+    assert!(history
+        .iter()
+        .all(|e| !format!("{:?}{:?}", e.old_text, e.new_text).contains("bob")));
+    // The graph server is told, in the same transaction.
+    assert_eq!(b.graph_purge_counts().await.unwrap().pending, 1);
+    // Forgetting the last relationship by id leaves no entity behind.
+    let by_id = ForgetSelection {
+        fact_ids: vec![graph.works_at.id.clone()],
+        text: None,
+    };
+    let receipt = b.forget(&s, &by_id, false, false).await.unwrap();
+    assert_eq!(receipt.facts, vec![graph.works_at.id.clone()]);
+    assert_eq!(receipt.entities.len(), 2, "{receipt:?}");
+    assert!(b.graph_kind_ids(&s, GraphKind::Entity).await.is_empty());
+}
+
+both_stores!(an_import_keeps_ids_history_and_refuses_taken_ones);
+async fn an_import_keeps_ids_history_and_refuses_taken_ones(b: Backend) {
+    let s = b.session("acme", "src").await;
+    let ids = b
+        .add_facts(&s, &[("Lives in Lisbon", E1), ("Team in Tokyo", E2)])
+        .await;
+    let facts = b.export_facts(&s, None, 1).await.unwrap();
+    assert_eq!(facts.len(), 1);
+    let rest = b.export_facts(&s, Some(&facts[0].id), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    let mut exported = facts.clone();
+    exported.extend(rest);
+    let mut sorted_ids = ids.clone();
+    sorted_ids.sort();
+    assert_eq!(
+        exported.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+        sorted_ids
+    );
+    assert_eq!(exported[0].embedding.len(), DIMS);
+    let (history, _) = b.fact_history(&s, None, 10, 0).await.unwrap();
+    let import = SessionImport {
+        memory_id: "copy".into(),
+        engine: Some(EngineKind::Mem0),
+        config: SessionConfig::default(),
+        facts: exported.clone(),
+        graph_items: Vec::new(),
+        history: history
+            .iter()
+            .map(|e| ExportedHistory {
+                fact_id: e.fact_id.clone(),
+                event: e.event.clone(),
+                old_text: e.old_text.clone(),
+                new_text: e.new_text.clone(),
+                reason: e.reason.clone(),
+                redacted: true,
+                created_at: e.created_at,
+            })
+            .collect(),
+    };
+    // The ids are the source session's: refused, and nothing written.
+    let taken = b.import_session("acme", &import).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert!(b.find_session("acme", "copy").await.unwrap().is_none());
+    b.delete_session("acme", "src", false).await.unwrap();
+    let copy = b.import_session("globex", &import).await.unwrap();
+    assert_eq!(copy.org_id, "globex");
+    let (listed, total) = b.list_facts(&copy, None, 10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|f| (f.id.clone(), f.text.clone(), f.created_at))
+            .collect::<Vec<_>>(),
+        exported
+            .iter()
+            .map(|f| (f.id.clone(), f.text.clone(), f.created_at))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b.nearest(&copy, &E2, 1, None).await.unwrap()[0].fact_id,
+        exported[1].id
+    );
+    let (restored, _) = b.fact_history(&copy, None, 10, 0).await.unwrap();
+    assert_eq!(restored.len(), history.len());
+    assert!(restored.iter().all(|e| e.redacted));
+    assert_eq!(b.session_stats(&copy).await.unwrap().fact_count, 2);
+    let again = b.import_session("globex", &import).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 }

@@ -415,3 +415,62 @@ async fn turns_whose_session_could_not_be_looked_up_are_stored_once_sqlite_is_fr
     lock.close().await.unwrap();
     all_kept_turns_are_stored(&mg, &outage).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_turn_is_written_redacted() {
+    const EMAIL: &str = "bob.jones@example.org";
+    const SECRET: &str = "ghp_R8kLm2Qx7Vz4Tn9Wb3Yc6Hd1Jf5Gs0Ap2Ek8";
+    let mock = common::mock_gateway::spawn().await;
+    let keep = tempfile::tempdir().unwrap();
+    let journal = keep.path().join("turns.jsonl");
+    let journal_path = journal.display().to_string();
+    let (mg, link) = start_behind_link(
+        &mock.url(),
+        &[("MEMGATE_WORKER__JOURNAL_PATH", &journal_path)],
+    )
+    .await;
+    let (status, body) = mg
+        .api(
+            "POST",
+            Some(ACME_ADMIN),
+            "/memory/session/create",
+            Some(json!({"session_name": "vault", "engine_name": "mem0", "config": {"redaction": {"email": true}}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let slow = [("x-mock-chunk-delay-ms", "150")];
+    let text = format!("Write to {EMAIL}, token {SECRET}, about the Oslo office.");
+    let response = mg
+        .chat_with_headers(ACME_MEMBER, &slow, user_chat(Some("vault"), &text, true))
+        .await;
+    assert_eq!(response.status(), 200);
+    link.cut();
+    let answer = response.text().await.unwrap();
+    assert!(answer.contains("[DONE]"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while mg.metric("memgate_turns_journaled_total").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "turn not journaled\n{}",
+            mg.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let written = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        written.contains("[email]") && written.contains("[secret]"),
+        "{written}"
+    );
+    assert!(
+        !written.contains(EMAIL) && !written.contains(SECRET),
+        "{written}"
+    );
+    link.restore();
+    let facts = mg.wait_for_fact(ACME_ADMIN, "vault", "Oslo").await;
+    assert!(
+        facts
+            .iter()
+            .all(|f| !f.contains(EMAIL) && !f.contains(SECRET)),
+        "{facts:?}"
+    );
+}

@@ -263,6 +263,17 @@ async fn main() {
 }
 
 impl LocalEngine {
+    /// A user turn as the engine ingests it: through the server's default redaction.
+    async fn redacted(&self, text: &str) -> memgate::redaction::RedactedTurn {
+        let message = TurnMessage {
+            role: "user".into(),
+            content: text.to_string(),
+        };
+        self.redactor
+            .redact_turn(self.redactor.rules(None), vec![message])
+            .await
+    }
+
     async fn embed(&self, session: &Session, texts: &[String], purpose: Purpose) -> Vec<Vec<f32>> {
         self.embedder
             .embed(CallScope::of(session), purpose, texts)
@@ -289,19 +300,13 @@ impl LocalEngine {
                         .map(|(text, embedding)| FactChange::Add { text, embedding })
                         .collect();
                     self.store
-                        .apply_fact_changes(session, &changes, "bench")
+                        .apply_fact_changes(session, &changes, "bench", false)
                         .await
                         .expect("store facts")
                 }
                 Shape::Sentences => self
                     .engine
-                    .ingest(
-                        session,
-                        &[TurnMessage {
-                            role: "user".into(),
-                            content: turn.user.clone(),
-                        }],
-                    )
+                    .ingest(session, &self.redacted(&turn.user).await)
                     .await
                     .expect("ingest")
                     .into_iter()

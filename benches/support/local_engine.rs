@@ -5,6 +5,7 @@ use memgate::config::{Config, EmbeddingProvider};
 use memgate::embed::Embedder;
 use memgate::llm::LlmClient;
 use memgate::memory::facts::FactsEngine;
+use memgate::redaction::Redactor;
 use memgate::store::Store;
 use memgate::usage::UsageSink;
 
@@ -12,6 +13,8 @@ pub struct LocalEngine {
     pub store: Store,
     pub engine: FactsEngine,
     pub embedder: Embedder,
+    /// The server's default redaction, which every turn goes through before ingestion.
+    pub redactor: Redactor,
 }
 
 pub async fn start(url: &str) -> LocalEngine {
@@ -44,5 +47,6 @@ pub async fn start(url: &str) -> LocalEngine {
         store,
         engine,
         embedder,
+        redactor: Redactor::new(&config.memory.redaction).expect("redaction"),
     }
 }

@@ -124,7 +124,9 @@ pub async fn add(
     if messages.is_empty() {
         return Err(FieldError::invalid("messages", "must not be empty").into());
     }
-    let results = state.engine.ingest(&session, &messages).await?;
+    let rules = state.redactor.rules(session.config.redaction.as_ref());
+    let turn = state.redactor.redact_turn(rules, messages).await;
+    let results = state.engine.ingest(&session, &turn).await?;
     Ok(Json(AddResult {
         memory_id: session.memory_id,
         results,
@@ -192,16 +194,15 @@ pub async fn search(
         )
         .into());
     }
+    // Embedded and sent to the answering model as the facts were kept: redacted.
+    let rules = state.redactor.rules(session.config.redaction.as_ref());
+    let query = state.redactor.redact_query(rules, &body.query).await;
     let query_kind = match classify(&body.query) {
         QueryKind::Question => "question",
         QueryKind::Keywords => "keywords",
     };
     let Some(search_type) = graph_type else {
-        let results = state
-            .engine
-            .facts
-            .search(&session, &body.query, limit)
-            .await?;
+        let results = state.engine.facts.search(&session, &query, limit).await?;
         return Ok(Json(SearchResult {
             memory_id: session.memory_id,
             query: body.query,
@@ -218,7 +219,7 @@ pub async fn search(
     let found = graph
         .search(
             &session,
-            &body.query,
+            &query,
             limit,
             search_type,
             Duration::from_millis(state.config.graph.timeout_ms),
@@ -231,7 +232,7 @@ pub async fn search(
         let answered = if context.is_empty() {
             Err(NoAnswer::NoResults)
         } else {
-            graph.answer(&session, &body.query, &context).await
+            graph.answer(&session, &query, &context).await
         };
         if matches!(
             answered,

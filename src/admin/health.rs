@@ -85,14 +85,16 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let outbox = state.store.outbox_counts().await.ok();
     let graph_purges = state.store.graph_purge_counts().await.ok();
+    let mut text = state.metrics.render(
+        outbox,
+        graph_purges,
+        (state.journal.pending(), state.journal.bytes()),
+        state.usage.tokens(),
+        state.usage.dropped(),
+    );
+    state.redactor.write_metrics(&mut text);
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(
-            outbox,
-            graph_purges,
-            (state.journal.pending(), state.journal.bytes()),
-            state.usage.tokens(),
-            state.usage.dropped(),
-        ),
+        text,
     )
 }

@@ -6,6 +6,7 @@ mod caller;
 mod console;
 mod engines;
 mod facts;
+mod forget;
 mod graph;
 mod health;
 mod json_body;
@@ -14,6 +15,7 @@ mod outbox;
 mod query;
 mod responses;
 mod sessions;
+mod transfer;
 mod turns;
 mod usage;
 mod views;
@@ -83,6 +85,9 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(facts::delete))
         .routes(routes!(facts::history))
         .routes(routes!(graph::picture))
+        .routes(routes!(transfer::export))
+        .routes(routes!(transfer::import))
+        .routes(routes!(forget::forget))
         .routes(routes!(caller::whoami))
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::retry))

@@ -15,6 +15,7 @@ use super::responses::{AdminOnly, BodyErrors, KeyErrors, StorageError, BAD_QUERY
 use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
+use crate::domain::redaction::SessionRedaction;
 use crate::domain::SessionStats;
 use crate::domain::{
     is_valid_memory_id, EngineKind, FieldError, Placement, Session, SessionConfig,
@@ -171,6 +172,8 @@ struct SessionConfigPatch {
     #[schema(minimum = 1, maximum = 1000000)]
     max_facts: Option<u64>,
     placement: Option<Placement>,
+    /// Merged key by key: a detector set to null follows the server again.
+    redaction: Option<SessionRedaction>,
 }
 
 /// Changes a session's config (admin keys only). The engine cannot change: 409.

@@ -2,10 +2,13 @@
 //! A leaf: it imports nothing of memgate's, so the store, the engines, the config and the
 //! listeners can all depend on it without depending on each other.
 
+pub mod erasure;
 pub mod graph;
 pub mod outbox;
+pub mod redaction;
 pub mod session_config;
 pub mod time;
+pub mod transfer;
 pub mod usage;
 
 use std::fmt;
@@ -161,8 +164,11 @@ pub struct FactHistoryEvent {
     pub event: String,
     pub old_text: Option<String>,
     pub new_text: Option<String>,
-    /// `ingest`, `api`, `expired` or `capacity`.
+    /// `ingest`, `api`, `expired`, `capacity`, `forget` or `import`.
     pub reason: Option<String>,
+    /// The turn the fact was written from had something redacted before it was kept (what,
+    /// or by which detector, is never kept).
+    pub redacted: bool,
     #[serde(serialize_with = "time::serialize_ms")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,

@@ -16,6 +16,9 @@ pub struct TurnPayload {
     /// The request span's W3C `traceparent`, so the ingestion continues its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Something in the messages was replaced by a placeholder before they were kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::domain::redaction::SessionRedaction;
 use crate::domain::{EngineKind, FieldError, Placement};
 
 pub const MAX_TOP_K: usize = 50;
@@ -31,6 +32,10 @@ pub struct SessionConfig {
     /// Where the context block goes: `system` or `before_last_user`; the server's
     /// `memory.placement` when null.
     pub placement: Option<Placement>,
+    /// What is redacted from this session's turns before they are kept or sent to a model;
+    /// each detector left null (or the whole object) follows the server's
+    /// `[memory.redaction]`.
+    pub redaction: Option<SessionRedaction>,
 }
 
 impl Default for SessionConfig {
@@ -42,6 +47,7 @@ impl Default for SessionConfig {
             fact_ttl_seconds: None,
             max_facts: None,
             placement: None,
+            redaction: None,
         }
     }
 }
@@ -66,23 +72,18 @@ impl SessionConfig {
     }
 
     /// This config with `patch` merged in the JSON merge-patch way (RFC 7396): a key set to
-    /// null goes back to its default, an absent key keeps its value.
+    /// null goes back to its default, an absent key keeps its value, and an object (such as
+    /// `redaction`) is merged key by key.
     pub fn merged(&self, patch: Value) -> Result<Self, FieldError> {
-        let Value::Object(patch) = patch else {
+        if !patch.is_object() {
             return Err(FieldError::invalid("config", "must be an object"));
-        };
-        let mut current = match serde_json::to_value(self) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
-        for (key, value) in patch {
-            if value.is_null() {
-                current.remove(&key);
-            } else {
-                current.insert(key, value);
-            }
         }
-        Self::from_request(Value::Object(current))
+        let mut current = match serde_json::to_value(self) {
+            Ok(map @ Value::Object(_)) => map,
+            _ => Value::Object(Map::new()),
+        };
+        merge_patch(&mut current, patch);
+        Self::from_request(current)
     }
 
     fn validate(&self) -> Result<(), FieldError> {
@@ -105,6 +106,9 @@ impl SessionConfig {
                 "max_facts",
                 &format!("must be between 1 and {MAX_FACTS_CAP}"),
             );
+        }
+        if let Some(redaction) = &self.redaction {
+            redaction.validate("config.redaction")?;
         }
         Ok(())
     }
@@ -139,6 +143,27 @@ impl SessionConfig {
     }
 }
 
+/// RFC 7396: `patch` applied to `target`.
+fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(map) = target else {
+        return;
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            map.remove(&key);
+        } else {
+            merge_patch(map.entry(key).or_insert(Value::Null), value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +194,26 @@ mod tests {
         let m = m.merged(json!({"top_k": null, "retrieval": null})).unwrap();
         assert_eq!((m.top_k, m.retrieval, m.max_facts), (None, true, Some(10)));
         assert!(c.merged(json!({"max_facts": -1})).is_err());
+    }
+
+    #[test]
+    fn redaction_is_merged_key_by_key_and_checked() {
+        let c = SessionConfig::from_request(json!({"redaction": {"email": true}})).unwrap();
+        let m = c.merged(json!({"redaction": {"phone": true}})).unwrap();
+        let r = m.redaction.clone().unwrap();
+        assert_eq!((r.email, r.phone, r.secret), (Some(true), Some(true), None));
+        let m = m.merged(json!({"redaction": {"email": null}})).unwrap();
+        assert_eq!(m.redaction.clone().unwrap().email, None);
+        assert_eq!(
+            m.merged(json!({"redaction": null})).unwrap().redaction,
+            None
+        );
+        let e = c
+            .merged(json!({"redaction": {"custom": [{"label": "x y", "pattern": "a"}]}}))
+            .unwrap_err();
+        assert_eq!(e.param, "config.redaction.custom[0].label");
+        let e = SessionConfig::from_request(json!({"redaction": {"mail": true}})).unwrap_err();
+        assert!(e.param.starts_with("config.redaction"), "{e:?}");
     }
 
     #[test]

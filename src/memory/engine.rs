@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
-use crate::domain::{EngineKind, Fact, FieldError, Session, TurnMessage};
+use crate::domain::{EngineKind, Fact, FieldError, Session};
+use crate::embed::Embedder;
 use crate::error::MemoryError;
 use crate::memory::facts::{FactEvent, FactsEngine};
 use crate::memory::graph::{GraphEngine, GraphSearchType};
 use crate::memory::ScoredFact;
 use crate::metrics::Metrics;
+use crate::redaction::RedactedTurn;
+use crate::store::Store;
 
 /// What a search through the management API runs, by the session's engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,18 @@ pub enum SearchPlan {
 pub struct Engines {
     pub facts: FactsEngine,
     pub graph: GraphEngine,
+    /// What both engines store in, embed with, and the model the vectors come from: an
+    /// export names it, an import compares it.
+    pub store: Store,
+    pub embedder: Embedder,
+    pub embedding_model: EmbeddingModel,
+}
+
+/// The configured embedding model, as vectors are labelled with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddingModel {
+    pub name: String,
+    pub dimensions: usize,
 }
 
 impl Engines {
@@ -58,11 +73,11 @@ impl Engines {
     pub async fn ingest(
         &self,
         session: &Session,
-        messages: &[TurnMessage],
+        turn: &RedactedTurn,
     ) -> Result<Vec<FactEvent>, MemoryError> {
         match session.engine {
-            EngineKind::Mem0 => self.facts.ingest(session, messages).await,
-            EngineKind::Cognee => self.graph.ingest(session, messages).await,
+            EngineKind::Mem0 => self.facts.ingest(session, turn).await,
+            EngineKind::Cognee => self.graph.ingest(session, turn).await,
         }
     }
 

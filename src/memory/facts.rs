@@ -15,6 +15,7 @@ use crate::error::{MemoryError, StoreError};
 use crate::llm::{prompts, LlmClient};
 use crate::memory::ranking::{fuse, lexical_terms, Fusion, CANDIDATES};
 use crate::memory::{declarative, ScoredFact};
+use crate::redaction::RedactedTurn;
 use crate::store::FactStore;
 use crate::store::Store;
 use crate::vector;
@@ -61,9 +62,9 @@ impl FactsEngine {
     pub async fn ingest(
         &self,
         session: &Session,
-        messages: &[TurnMessage],
+        turn: &RedactedTurn,
     ) -> Result<Vec<FactEvent>, MemoryError> {
-        let facts = self.extract(session, messages).await;
+        let facts = self.extract(session, turn.messages()).await;
         if facts.is_empty() {
             return Ok(Vec::new());
         }
@@ -98,7 +99,7 @@ impl FactsEngine {
         let changes: Vec<FactChange> = planned.iter().filter_map(|p| p.change.clone()).collect();
         let mut ids = self
             .store
-            .apply_fact_changes(session, &changes, "ingest")
+            .apply_fact_changes(session, &changes, "ingest", turn.redacted())
             .await?
             .into_iter();
         Ok(planned
@@ -135,7 +136,7 @@ impl FactsEngine {
         };
         let touched = self
             .store
-            .apply_fact_changes(session, &[change], "api")
+            .apply_fact_changes(session, &[change], "api", false)
             .await?;
         Ok(!touched.is_empty())
     }

@@ -24,7 +24,7 @@ use crate::domain::graph::{
     graph_item_id, Fallback, GraphItem, GraphItemVector, GraphKind, GraphPurge, NewGraphItem,
 };
 use crate::domain::usage::{CallScope, Purpose};
-use crate::domain::{Fact, Session, TurnMessage};
+use crate::domain::{Fact, Session};
 use crate::embed::Embedder;
 use crate::error::{GraphError, MemoryError, StoreError};
 use crate::graph_server::{BoltGraph, GraphEdge, GraphNode};
@@ -33,6 +33,7 @@ use crate::memory::chunking::{chunk_turn, MAX_CHUNK_CHARS};
 use crate::memory::facts::FactEvent;
 use crate::memory::graph_extraction::{self, render_triplet};
 use crate::memory::ScoredFact;
+use crate::redaction::RedactedTurn;
 use crate::store::GraphItemStore;
 use crate::store::Store;
 use crate::vector;
@@ -173,6 +174,11 @@ impl GraphEngine {
         self.bolt.is_some()
     }
 
+    /// The graph server, when there is one.
+    pub fn bolt(&self) -> Option<&BoltGraph> {
+        self.bolt.as_ref()
+    }
+
     pub fn backends(&self) -> Vec<String> {
         let graph: &[&str] = if self.bolt.is_some() { &["neo4j"] } else { &[] };
         graph
@@ -188,8 +194,9 @@ impl GraphEngine {
     pub async fn ingest(
         &self,
         session: &Session,
-        messages: &[TurnMessage],
+        turn: &RedactedTurn,
     ) -> Result<Vec<FactEvent>, MemoryError> {
+        let messages = turn.messages();
         let scope = session.graph_scope();
         let conversation = prompts::extraction_user(messages);
         let chunks = chunk_turn(messages, MAX_CHUNK_CHARS);
@@ -287,7 +294,11 @@ impl GraphEngine {
                 .collect();
             bolt.merge(&session.org_id, &scope, &nodes, &edges).await?;
         }
-        let fresh = match self.store.write_graph_items(session, &items).await {
+        let fresh = match self
+            .store
+            .write_graph_items(session, &items, turn.redacted())
+            .await
+        {
             Ok(fresh) => fresh,
             Err(StoreError::SessionGone(memory_id)) => {
                 // Deleted while this turn was being extracted: what was just merged into the

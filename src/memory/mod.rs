@@ -12,6 +12,7 @@ pub mod graph_extraction;
 pub mod query;
 pub mod ranking;
 pub mod session_cache;
+pub mod transfer;
 
 use serde::Serialize;
 use utoipa::ToSchema;

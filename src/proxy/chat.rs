@@ -12,6 +12,7 @@
 //! `response_header`, `relay` (the answer back to the client, its end held until the turn is
 //! durable) and `finish_turn`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -33,6 +34,7 @@ use crate::proxy::route::Route;
 use crate::proxy::tee::ResponseTee;
 use crate::proxy::turn_store::{self, DroppedTurn};
 use crate::proxy::RequestCtx;
+use crate::redaction::Rules;
 use crate::store::SessionStore;
 use crate::upstream::{client_response_header, Upstream, UpstreamResponse};
 
@@ -104,6 +106,9 @@ struct TurnTarget {
     /// setting decides.
     unless_session_declines: bool,
     user_text: String,
+    /// What the turn loses before it is kept: the session's redaction, or the server's when
+    /// the session is unknown (the journal's replay then applies the session's).
+    redaction: Arc<Rules>,
 }
 
 /// Response header carrying the request's id (the client's own `x-request-id` when it sent
@@ -317,6 +322,7 @@ async fn prepare(
                 session_id: None,
                 unless_session_declines: fields.store_memory.is_none(),
                 user_text,
+                redaction: state.redactor.rules(None),
             })
     };
     let memory_session = match found {
@@ -335,6 +341,7 @@ async fn prepare(
     };
 
     let config = &memory_session.config;
+    let redaction = state.redactor.rules(config.redaction.as_ref());
     let store_turn = fields.store_memory.unwrap_or(config.store_memory);
     let placement = config.placement.unwrap_or(state.config.memory.placement);
     let user_text = request.latest_user_text();
@@ -346,6 +353,7 @@ async fn prepare(
             let retrieval = Retrieval {
                 session: &memory_session,
                 query,
+                redaction: &redaction,
                 started,
                 budget,
             };
@@ -361,6 +369,7 @@ async fn prepare(
             session_id: Some(memory_session.id),
             unless_session_declines: false,
             user_text,
+            redaction,
         });
     let memory = MemoryUse {
         status,
@@ -380,6 +389,8 @@ fn new_turn_id() -> String {
 struct Retrieval<'a> {
     session: &'a MemorySession,
     query: &'a str,
+    /// The session's redaction: the query is embedded redacted, as the facts were.
+    redaction: &'a Arc<Rules>,
     started: Instant,
     budget: Duration,
 }
@@ -396,15 +407,20 @@ async fn inject_facts(
     let Retrieval {
         session,
         query,
+        redaction,
         started,
         budget,
     } = retrieval;
     let memory_id = session.memory_id.as_str();
     let remaining = budget.saturating_sub(started.elapsed());
     let top_k = session.config.top_k.unwrap_or(state.config.memory.top_k);
-    let search = state
-        .engine
-        .context(session, query, top_k, remaining, &state.metrics);
+    let search = async {
+        let query = state.redactor.redact_query(redaction.clone(), query).await;
+        state
+            .engine
+            .context(session, &query, top_k, remaining, &state.metrics)
+            .await
+    };
     let outcome = match tokio::time::timeout(remaining, search).await {
         Ok(Ok(mut facts)) => {
             // A fact with no text to show is not injected, so its id is not reported either.
@@ -750,7 +766,8 @@ async fn finish_turn(
         tracing::debug!("answer incomplete or unreadable; turn not stored");
         return Some(target.dropped("the answer was incomplete, failed or too large to keep"));
     };
-    turn_store::persist(state, finished_turn(request_id, target, answer)).await
+    let redaction = target.redaction.clone();
+    turn_store::persist(state, finished_turn(request_id, target, answer), redaction).await
 }
 
 /// The turn as the outbox and the journal keep it, under the id the client was given.
@@ -776,6 +793,7 @@ fn finished_turn(request_id: &str, target: TurnTarget, answer: String) -> Finish
             request_id: Some(request_id.to_string()),
             // The worker's ingestion of the turn continues this request's trace.
             traceparent: crate::telemetry::traceparent_of(&tracing::Span::current()),
+            redacted: false,
         },
     }
 }

@@ -10,6 +10,7 @@
 //! was served) goes to the journal directly, by org and `memory_id`; the replay resolves it.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AppState;
@@ -17,6 +18,7 @@ use crate::domain::now_ms;
 use crate::domain::outbox::TurnOutcome;
 use crate::journal::FinishedTurn;
 use crate::metrics::Metrics;
+use crate::redaction::Rules;
 use crate::store::OutboxStore;
 
 /// A healthy outbox insert takes about a millisecond.
@@ -33,8 +35,17 @@ pub struct DroppedTurn {
     pub reason: &'static str,
 }
 
-/// Makes the turn durable; says so when it cannot be stored at all.
-pub async fn persist(state: &AppState, turn: FinishedTurn) -> Option<DroppedTurn> {
+/// Makes the turn durable, redacted by `redaction` first; says so when it cannot be stored
+/// at all.
+pub async fn persist(
+    state: &AppState,
+    mut turn: FinishedTurn,
+    redaction: Arc<Rules>,
+) -> Option<DroppedTurn> {
+    let messages = std::mem::take(&mut turn.payload.messages);
+    let redacted = state.redactor.redact_turn(redaction, messages).await;
+    turn.payload.redacted |= redacted.redacted();
+    turn.payload.messages = redacted.into_messages();
     let Some(session_id) = turn.session_id else {
         // The store could not say which session this is while the request was served: the
         // journal keeps the turn until it can.

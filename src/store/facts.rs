@@ -13,6 +13,8 @@ pub(crate) struct HistoryEntry<'a> {
     pub event: &'a str,
     pub old_text: Option<&'a str>,
     pub new_text: Option<&'a str>,
+    /// The turn it came from had something redacted.
+    pub redacted: bool,
 }
 
 impl<D: Dialect> FactStore for SqlStore<D> {
@@ -65,12 +67,10 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         session: &Session,
         changes: &[FactChange],
         reason: &str,
+        redacted: bool,
     ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
-        let _in_order = match self.dialect.fact_write_order() {
-            Some(order) => Some(order.lock().await),
-            None => None,
-        };
+        let _in_order = self.fact_writes_in_order().await;
         let mut tx = D::begin_write(&self.pool).await?;
         lock_live_session::<D>(&mut tx, session).await?;
         let mut ids = Vec::with_capacity(changes.len());
@@ -80,7 +80,8 @@ impl<D: Dialect> FactStore for SqlStore<D> {
         for change in changes {
             let touched = match change {
                 FactChange::Add { text, embedding } => {
-                    let id = add_fact::<D>(&mut tx, session, text, embedding, reason, now).await?;
+                    let origin = Origin { reason, redacted };
+                    let id = add_fact::<D>(&mut tx, session, text, embedding, origin, now).await?;
                     writes.push(stored(&id, text, embedding, now));
                     added += 1;
                     Some(id)
@@ -91,7 +92,8 @@ impl<D: Dialect> FactStore for SqlStore<D> {
                     embedding,
                 } => {
                     let edit = FactEdit { text, embedding };
-                    let id = update_fact::<D>(&mut tx, session, fact_id, edit, reason, now).await?;
+                    let origin = Origin { reason, redacted };
+                    let id = update_fact::<D>(&mut tx, session, fact_id, edit, origin, now).await?;
                     if let Some(id) = &id {
                         writes.push(stored(id, text, embedding, now));
                     }
@@ -160,7 +162,7 @@ impl<D: Dialect> FactStore for SqlStore<D> {
     ) -> Result<(Vec<FactHistoryEvent>, i64), StoreError> {
         // The cast gives Postgres the type of a NULL `$3`.
         self.page(
-            "SELECT id, fact_id, event, old_text, new_text, reason, created_at FROM fact_history
+            "SELECT id, fact_id, event, old_text, new_text, reason, redacted, created_at FROM fact_history
              WHERE org_id = $1 AND session_id = $2 AND (CAST($3 AS TEXT) IS NULL OR fact_id = $3)
              ORDER BY id LIMIT $4 OFFSET $5",
             params![&session.org_id, session.id, fact_id, limit, offset],
@@ -182,8 +184,8 @@ pub(crate) async fn record_history<D: Dialect>(
 ) -> Result<(), StoreError> {
     D::execute(
         conn,
-        "INSERT INTO fact_history (org_id, session_id, fact_id, event, old_text, new_text, reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO fact_history (org_id, session_id, fact_id, event, old_text, new_text, reason, created_at, redacted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         params![
             &session.org_id,
             session.id,
@@ -192,11 +194,19 @@ pub(crate) async fn record_history<D: Dialect>(
             entry.old_text,
             entry.new_text,
             reason,
-            at
+            at,
+            i64::from(entry.redacted)
         ],
     )
     .await?;
     Ok(())
+}
+
+/// Why a fact is written, for its history row.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    reason: &'a str,
+    redacted: bool,
 }
 
 /// A fact's new wording and its vector.
@@ -220,7 +230,7 @@ async fn add_fact<D: Dialect>(
     session: &Session,
     text: &str,
     embedding: &[f32],
-    reason: &str,
+    origin: Origin<'_>,
     at: i64,
 ) -> Result<String, StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
@@ -238,8 +248,9 @@ async fn add_fact<D: Dialect>(
         event: "ADD",
         old_text: None,
         new_text: Some(text),
+        redacted: origin.redacted,
     };
-    record_history::<D>(conn, session, entry, reason, at).await?;
+    record_history::<D>(conn, session, entry, origin.reason, at).await?;
     Ok(id)
 }
 
@@ -249,7 +260,7 @@ async fn update_fact<D: Dialect>(
     session: &Session,
     fact_id: &str,
     edit: FactEdit<'_>,
-    reason: &str,
+    origin: Origin<'_>,
     at: i64,
 ) -> Result<Option<String>, StoreError> {
     let old = format!(
@@ -277,8 +288,9 @@ async fn update_fact<D: Dialect>(
         event: "UPDATE",
         old_text: Some(&old),
         new_text: Some(edit.text),
+        redacted: origin.redacted,
     };
-    record_history::<D>(conn, session, entry, reason, at).await?;
+    record_history::<D>(conn, session, entry, origin.reason, at).await?;
     Ok(Some(fact_id.to_string()))
 }
 
@@ -319,6 +331,7 @@ async fn forget_deleted<D: Dialect>(
             event: "DELETE",
             old_text: Some(&text),
             new_text: None,
+            redacted: false,
         };
         record_history::<D>(conn, session, entry, reason, at).await?;
     }

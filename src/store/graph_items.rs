@@ -83,6 +83,7 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
         &self,
         session: &Session,
         items: &[NewGraphItem],
+        redacted: bool,
     ) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
         let mut tx = D::begin_write(&self.pool).await?;
@@ -138,12 +139,14 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
                         event: "ADD",
                         old_text: None,
                         new_text: Some(&item.text),
+                        redacted,
                     }),
                     Some(Some(old)) if *old != item.text => Some(HistoryEntry {
                         fact_id: &item.id,
                         event: "UPDATE",
                         old_text: Some(old),
                         new_text: Some(&item.text),
+                        redacted,
                     }),
                     _ => None,
                 };
@@ -278,6 +281,7 @@ impl<D: Dialect> GraphItemStore for SqlStore<D> {
             event: "DELETE",
             old_text: Some(&old_text),
             new_text: None,
+            redacted: false,
         };
         record_history::<D>(&mut tx, session, entry, "api", now_ms()).await?;
         let keys: Vec<String> = [

@@ -51,6 +51,7 @@ macro_rules! capability {
     };
 }
 
+mod erasure;
 mod facts;
 mod graph_items;
 mod meta;
@@ -59,11 +60,13 @@ pub mod postgres;
 mod sessions;
 pub(crate) mod sql;
 pub mod sqlite;
+mod transfer;
 mod usage;
 
 use std::time::Duration;
 
 use crate::config::{StorageBackend, StorageConfig};
+use crate::domain::erasure::{ForgetReceipt, ForgetSelection};
 use crate::domain::graph::{
     GraphItem, GraphItemVector, GraphKind, GraphPurge, GraphPurgeCounts, NewGraphItem,
     ScoredGraphItem,
@@ -71,6 +74,7 @@ use crate::domain::graph::{
 use crate::domain::outbox::{
     OutboxCounts, OutboxEntry, OutboxRow, TurnOutcome, TurnPayload, TurnReceipt,
 };
+use crate::domain::transfer::{ExportedFact, SessionImport};
 use crate::domain::usage::{UsageEvent, UsageRow};
 use crate::domain::{
     EngineKind, Fact, FactChange, FactHistoryEvent, KeywordMatch, Neighbour, Session,
@@ -188,6 +192,8 @@ capability! {
             session: &Session,
             changes: &[FactChange],
             reason: &str,
+            // The turn the changes come from had something redacted: their history says so.
+            redacted: bool,
         ) -> Result<Vec<String>, StoreError>;
 
         /// Applies the session's retention now: facts past its TTL and beyond its cap go, each
@@ -312,6 +318,7 @@ capability! {
             &self,
             session: &Session,
             items: &[NewGraphItem],
+            redacted: bool,
         ) -> Result<Vec<bool>, StoreError>;
 
         /// The session's `k` items of `kinds` nearest to `query`, best first.
@@ -396,6 +403,58 @@ capability! {
             -> Result<(), StoreError>;
 
         async fn graph_purge_counts(&self) -> Result<GraphPurgeCounts, StoreError>;
+    }
+}
+
+capability! {
+    /// Erasure by content: what a session must forget, gone in one transaction.
+    pub trait ErasureStore {
+        /// Removes the session's facts named in `selection` or holding its text; a cognee
+        /// session's graph items (with the relationships of an entity that goes, and the
+        /// entities left without one); the session's turns whose messages hold the text,
+        /// whatever their state (their receipts then say `dropped`); and the texts of every
+        /// history event of what went or holding the text. With `purge_graph` the graph
+        /// server's copies are queued for deletion in the same transaction. With `dry_run`
+        /// nothing changes and the receipt says what would go. [`StoreError::Busy`] when a
+        /// turn holding the text is being ingested at this moment.
+        async fn forget(
+            &self,
+            session: &Session,
+            selection: &ForgetSelection,
+            purge_graph: bool,
+            dry_run: bool,
+        ) -> Result<ForgetReceipt, StoreError>;
+    }
+}
+
+capability! {
+    /// A session read out whole and written back: export and import.
+    pub trait TransferStore {
+        /// The session's facts with their vectors, by id, after `after_id`.
+        async fn export_facts(
+            &self,
+            session: &Session,
+            after_id: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<ExportedFact>, StoreError>;
+
+        /// The session's graph items with their vectors, by id, after `after_id`.
+        async fn export_graph_items(
+            &self,
+            session: &Session,
+            after_id: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<GraphItemVector>, StoreError>;
+
+        /// Creates the session in `org_id` with its facts (ids kept), graph items (ids
+        /// derived again for the new session) and history, in one transaction.
+        /// [`StoreError::Conflict`] when the org has a session by that name or an id is
+        /// taken (by any org): nothing is written then.
+        async fn import_session(
+            &self,
+            org_id: &str,
+            import: &SessionImport,
+        ) -> Result<Session, StoreError>;
     }
 }
 

@@ -61,6 +61,32 @@ pub(crate) async fn lock_live_session<D: Dialect>(
     }
 }
 
+/// A new session, inside `conn`'s transaction; [`StoreError::Conflict`] when the org has one
+/// by that name.
+pub(crate) async fn insert_session<D: Dialect>(
+    conn: &mut Conn<D>,
+    org_id: &str,
+    memory_id: &str,
+    engine: EngineKind,
+    config: &SessionConfig,
+) -> Result<Session, StoreError> {
+    let sql = format!(
+        "INSERT INTO sessions (org_id, memory_id, engine, config, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (org_id, memory_id) DO NOTHING
+         RETURNING {}",
+        D::SESSION_COLUMNS
+    );
+    let mut values = params![org_id, memory_id, engine.as_str()];
+    values.extend([sql::json(config)?, Param::Int(now_ms())]);
+    match D::fetch_optional(conn, &sql, values).await? {
+        Some(row) => sql::session(&row),
+        None => Err(StoreError::Conflict(format!(
+            "memory session `{memory_id}`"
+        ))),
+    }
+}
+
 impl<D: Dialect> SessionStore for SqlStore<D> {
     async fn create_session(
         &self,
@@ -69,22 +95,10 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         engine: EngineKind,
         config: &SessionConfig,
     ) -> Result<Session, StoreError> {
-        let now = now_ms();
-        let sql = format!(
-            "INSERT INTO sessions (org_id, memory_id, engine, config, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT (org_id, memory_id) DO NOTHING
-             RETURNING {}",
-            D::SESSION_COLUMNS
-        );
-        let mut values = params![org_id, memory_id, engine.as_str()];
-        values.extend([sql::json(config)?, Param::Int(now)]);
-        match self.fetch_optional(&sql, values).await? {
-            Some(row) => sql::session(&row),
-            None => Err(StoreError::Conflict(format!(
-                "memory session `{memory_id}`"
-            ))),
-        }
+        let mut tx = D::begin_write(&self.pool).await?;
+        let session = insert_session::<D>(&mut tx, org_id, memory_id, engine, config).await?;
+        tx.commit().await?;
+        Ok(session)
     }
 
     async fn find_session(
@@ -214,6 +228,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         }
         tx.commit().await?;
         self.dialect.facts_committed(session_id, None);
+        D::erased(&self.pool).await?;
         Ok(Some(facts))
     }
 

@@ -249,6 +249,10 @@ pub trait Dialect: Clone + Debug + Send + Sync + Sized + 'static {
     /// when the dialect needs commits and their hooks in the same order (SQLite's cache).
     fn fact_write_order(&self) -> Option<&tokio::sync::Mutex<()>>;
 
+    /// After an erasure has committed: whatever the dialect keeps of deleted rows outside
+    /// its tables (SQLite's write-ahead log) goes too.
+    fn erased(pool: &Pool<Self::Db>) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+
     /// Inside the transaction of the embedding check, before the stored model is read:
     /// keeps replicas that start together from both fixing the column.
     fn lock_meta(conn: &mut Conn<Self>)
@@ -314,6 +318,15 @@ impl<D: Dialect> Clone for SqlStore<D> {
 }
 
 impl<D: Dialect> SqlStore<D> {
+    /// Held from before a fact write's transaction until its cache hook has run, where the
+    /// dialect needs the two in the same order (see [`Dialect::fact_write_order`]).
+    pub(crate) async fn fact_writes_in_order(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.dialect.fact_write_order() {
+            Some(order) => Some(order.lock().await),
+            None => None,
+        }
+    }
+
     pub(crate) async fn fetch_all(
         &self,
         sql: &str,
@@ -426,6 +439,7 @@ pub fn fact_history_event(r: &impl SqlRow) -> Result<FactHistoryEvent, StoreErro
         old_text: r.opt_text("old_text")?,
         new_text: r.opt_text("new_text")?,
         reason: r.opt_text("reason")?,
+        redacted: r.int("redacted")? != 0,
         created_at: r.int("created_at")?,
     })
 }

@@ -223,6 +223,12 @@ impl Dialect for PostgresDialect {
         None
     }
 
+    async fn erased(_pool: &sqlx::PgPool) -> Result<(), StoreError> {
+        // Deleted rows stay in the table's pages until (auto)vacuum reclaims them; no query
+        // can see them meanwhile.
+        Ok(())
+    }
+
     async fn lock_meta(conn: &mut PgConnection) -> Result<(), StoreError> {
         Self::execute(conn, "SELECT pg_advisory_xact_lock(7326011)", Vec::new())
             .await

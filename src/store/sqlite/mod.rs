@@ -95,6 +95,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, Sto
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
+        // A deleted fact or turn is overwritten in the file, not only unlinked: erasure
+        // (`forget`, a session's deletion) must not leave its text in free pages.
+        .pragma("secure_delete", "on")
         .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
         .max_connections(max_connections.max(1))
@@ -261,6 +264,15 @@ impl Dialect for SqliteDialect {
 
     fn fact_write_order(&self) -> Option<&tokio::sync::Mutex<()>> {
         Some(&self.write_order)
+    }
+
+    async fn erased(pool: &Pool<Sqlite>) -> Result<(), StoreError> {
+        // The write-ahead log still holds the pages as they were before the erasure; they
+        // are copied into the file (overwritten there) and the log is emptied.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await?;
+        Ok(())
     }
 
     async fn lock_meta(_conn: &mut SqliteConnection) -> Result<(), StoreError> {
