@@ -146,6 +146,11 @@ async fn the_console_in_a_browser() {
         .await;
     assert_eq!(session["config"]["max_facts"], 500);
     assert_eq!(session["config"]["placement"], "before_last_user");
+    // The detectors left at the server's default are null, the one set is on.
+    assert_eq!(
+        session["config"]["redaction"],
+        json!({"email": true, "phone": null, "card": null, "iban": null, "ip": null, "secret": null, "custom": []})
+    );
     let (status, _) = mg
         .api("GET", Some(ACME_ADMIN), "/memory/session/graph-demo", None)
         .await;

@@ -260,12 +260,15 @@ await page.getByRole("button", { name: "Save config" }).click();
 await page.locator(".field-error:not([hidden])").filter({ hasText: "config.max_facts" }).waitFor();
 await page.getByLabel("Keep at most (facts)").fill("500");
 await page.getByLabel("Context placement").selectOption("before_last_user");
+await page.getByLabel("E-mail addresses").selectOption("on");
 await page.getByRole("button", { name: "Save config" }).click();
 await page.getByText(`Saved the config of ${SESSION}.`).waitFor();
 await page.reload();
 await page.getByRole("heading", { level: 1, name: SESSION }).waitFor();
 assert.equal(await page.getByLabel("Keep at most (facts)").inputValue(), "500");
 assert.equal(await page.getByLabel("Context placement").inputValue(), "before_last_user");
+assert.equal(await page.getByLabel("E-mail addresses").inputValue(), "on");
+assert.equal(await page.getByLabel("Secrets (API keys, tokens, private keys, passwords)").inputValue(), "");
 await checkPage("config");
 await shoot("session-config");
 

@@ -39,6 +39,41 @@ const KEYS = [
   },
 ];
 
+/** The built-in redaction detectors (SessionRedaction): each on, off, or as the server says. */
+const DETECTORS = [
+  ["secret", "Secrets (API keys, tokens, private keys, passwords)"],
+  ["email", "E-mail addresses"],
+  ["phone", "Phone numbers"],
+  ["card", "Payment card numbers"],
+  ["iban", "IBANs"],
+  ["ip", "IP addresses"],
+];
+
+function detectorControl(name, value) {
+  const current = value === true ? "on" : value === false ? "off" : "";
+  return h(
+    "select",
+    { name: `redaction.${name}`, "data-param": `config.redaction.${name}` },
+    [
+      ["", "Server default"],
+      ["on", "Redact"],
+      ["off", "Keep"],
+    ].map(([v, label]) => h("option", { value: v, selected: current === v }, label)),
+  );
+}
+
+function redactionFields(redaction) {
+  const own = redaction || {};
+  const custom = (own.custom || []).map((rule) => `[${rule.label}]`).join(", ");
+  return h(
+    "fieldset",
+    { class: "redaction" },
+    h("legend", {}, "Redaction before anything is stored or sent to a model"),
+    DETECTORS.map(([name, label]) => field(label, detectorControl(name, own[name]))),
+    custom ? h("p", { class: "hint" }, `Custom rules of this session: ${custom} (change them through the API).`) : null,
+  );
+}
+
 function control(key, value) {
   const param = `config.${key.name}`;
   switch (key.kind) {
@@ -70,6 +105,7 @@ export function configFields(config, engine) {
       }
       return wrapper;
     }),
+    redactionFields(config.redaction),
   );
 }
 
@@ -101,5 +137,16 @@ export function readConfig(form, { forCreate }) {
     if (value === null && forCreate) continue;
     config[key.name] = value;
   }
+  const redaction = {};
+  for (const [name] of DETECTORS) {
+    const input = form.querySelector(`[name="redaction.${name}"]`);
+    if (!input) continue;
+    const value = input.value === "on" ? true : input.value === "off" ? false : null;
+    if (value === null && forCreate) continue;
+    redaction[name] = value;
+  }
+  // A merge patch: each detector left at the default goes back to the server's; custom rules
+  // are left as they are.
+  if (Object.keys(redaction).length > 0) config.redaction = redaction;
   return config;
 }
