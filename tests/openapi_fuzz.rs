@@ -44,6 +44,7 @@ async fn management_api_answers_as_its_openapi_document_says() {
     }
 
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let hooks = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis_hooks.py");
     // Schemathesis keeps its caches in the working directory: the instance's temp dir.
     let workdir = mg.dir.path().to_path_buf();
     let schema = format!("{}/openapi.json", mg.admin);
@@ -61,6 +62,7 @@ async fn management_api_answers_as_its_openapi_document_says() {
             .args(["run", &schema, "--url", &admin])
             .args(["--header", &format!("Authorization: Bearer {ACME_ADMIN}")])
             .args(["--output-truncate", "false"])
+            .env("SCHEMATHESIS_HOOKS", hooks)
             .current_dir(workdir)
             .output()
             .expect("run schemathesis")

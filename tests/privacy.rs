@@ -592,7 +592,7 @@ async fn forgotten_facts_and_turns_are_gone_from_every_search_of_a_mem0_session(
     let (status, _) = forget(&mg, GLOBEX_ADMIN, "alice", json!({"query": "lisbon"})).await;
     assert_eq!(status, 404);
     for bad in [
-        json!({}),
+        json!({"querry": "lisbon"}),
         json!({"query": "li"}),
         json!({"query": 5}),
         json!({"fact_ids": "x"}),
@@ -600,6 +600,10 @@ async fn forgotten_facts_and_turns_are_gone_from_every_search_of_a_mem0_session(
         let (status, body) = forget(&mg, ACME_ADMIN, "alice", bad.clone()).await;
         assert_eq!(status, 422, "{bad}: {body}");
     }
+    // Nothing named, nothing matched: an empty receipt.
+    let (status, nothing) = forget(&mg, ACME_ADMIN, "alice", json!({"fact_ids": []})).await;
+    assert_eq!(status, 200, "{nothing}");
+    assert_eq!(nothing["removed"]["facts"], json!([]));
     let (status, preview) = forget(
         &mg,
         ACME_ADMIN,

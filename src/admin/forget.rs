@@ -51,7 +51,7 @@ pub struct ForgetResult {
 }
 
 /// Forgets facts by id, or everything that holds a text, in one transaction (admin keys only).
-/// A later search never returns what went.
+/// A later search never returns what went. With neither, nothing matches: an empty receipt.
 #[utoipa::path(post, path = "/memory/session/{memory_id}/forget", operation_id = "forget", tag = "facts",
     params(("memory_id" = MemoryId, Path)), request_body = ForgetRequest,
     responses((status = 200, body = ForgetResult), (status = 404, description = NO_SESSION, body = ErrorBody),
@@ -77,9 +77,6 @@ pub async fn forget(
     }
     if body.fact_ids.len() > MAX_FACT_IDS {
         return Err(FieldError::invalid("fact_ids", format!("at most {MAX_FACT_IDS} ids")).into());
-    }
-    if query.is_none() && body.fact_ids.is_empty() {
-        return Err(FieldError::invalid("query", "give a `query`, `fact_ids`, or both").into());
     }
     let selection = ForgetSelection {
         fact_ids: body.fact_ids,

@@ -15,7 +15,7 @@ use super::responses::{AdminOnly, BodyErrors, KeyErrors, StorageError, BAD_QUERY
 use super::views::{ErrorBody, SessionDeleted, SessionList, SessionView};
 use super::{Caller, JsonBody};
 use crate::app::AppState;
-use crate::domain::redaction::SessionRedaction;
+use crate::domain::redaction::CustomRedaction;
 use crate::domain::SessionStats;
 use crate::domain::{
     is_valid_memory_id, EngineKind, FieldError, Placement, Session, SessionConfig,
@@ -173,7 +173,25 @@ struct SessionConfigPatch {
     max_facts: Option<u64>,
     placement: Option<Placement>,
     /// Merged key by key: a detector set to null follows the server again.
-    redaction: Option<SessionRedaction>,
+    redaction: Option<SessionRedactionPatch>,
+}
+
+/// The keys of [`SessionRedaction`], each of which may also be null (a detector: back to the
+/// server's choice; `custom`: no rules of the session's own).
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only describes `SessionConfigPatch::redaction`, read by `SessionConfig::merged`"
+)]
+struct SessionRedactionPatch {
+    email: Option<bool>,
+    phone: Option<bool>,
+    card: Option<bool>,
+    iban: Option<bool>,
+    ip: Option<bool>,
+    secret: Option<bool>,
+    #[schema(max_items = 16)]
+    custom: Option<Vec<CustomRedaction>>,
 }
 
 /// Changes a session's config (admin keys only). The engine cannot change: 409.

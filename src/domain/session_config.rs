@@ -58,6 +58,7 @@ impl SessionConfig {
         if !value.is_object() {
             return Err(FieldError::invalid("config", "must be an object"));
         }
+        check_nested_objects(&value)?;
         let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -143,6 +144,29 @@ impl SessionConfig {
     }
 }
 
+/// serde fills a struct from an array of its fields in order, which no client means: the
+/// nested settings must be objects too, as the config itself must.
+fn check_nested_objects(config: &Value) -> Result<(), FieldError> {
+    let Some(redaction) = config.get("redaction").filter(|r| !r.is_null()) else {
+        return Ok(());
+    };
+    if !redaction.is_object() {
+        return Err(FieldError::invalid(
+            "config.redaction",
+            "must be an object or null",
+        ));
+    }
+    if let Some(Value::Array(rules)) = redaction.get("custom") {
+        if let Some(i) = rules.iter().position(|rule| !rule.is_object()) {
+            return Err(FieldError::invalid(
+                format!("config.redaction.custom[{i}]"),
+                "must be an object {label, pattern}",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// RFC 7396: `patch` applied to `target`.
 fn merge_patch(target: &mut Value, patch: Value) {
     let Value::Object(patch) = patch else {
@@ -214,6 +238,18 @@ mod tests {
         assert_eq!(e.param, "config.redaction.custom[0].label");
         let e = SessionConfig::from_request(json!({"redaction": {"mail": true}})).unwrap_err();
         assert!(e.param.starts_with("config.redaction"), "{e:?}");
+        // The array forms serde would read as the structs' fields in order.
+        let e = SessionConfig::from_request(json!({"redaction": [null, null]})).unwrap_err();
+        assert_eq!(e.param, "config.redaction");
+        let e = SessionConfig::from_request(json!({"redaction": {"custom": [["t", "x"]]}}))
+            .unwrap_err();
+        assert_eq!(e.param, "config.redaction.custom[0]");
+        // In a patch, null resets a nested key.
+        let m = c
+            .merged(json!({"redaction": {"custom": [{"label": "t", "pattern": "x"}]}}))
+            .unwrap();
+        let m = m.merged(json!({"redaction": {"custom": null}})).unwrap();
+        assert!(m.redaction.unwrap().custom.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::domain::transfer::{
     SessionImport, EXPORT_FORMAT,
 };
 use crate::domain::usage::{CallScope, Purpose};
-use crate::domain::{is_valid_memory_id, EngineKind, FieldError, Session};
+use crate::domain::{is_valid_memory_id, EngineKind, FieldError, Session, SessionConfig};
 use crate::error::MemoryError;
 use crate::graph_server::{GraphEdge, GraphNode};
 use crate::memory::engine::Engines;
@@ -36,7 +36,10 @@ pub struct DumpError {
 
 impl std::fmt::Display for DumpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
+        match self.line {
+            0 => f.write_str(&self.message),
+            line => write!(f, "line {line}: {}", self.message),
+        }
     }
 }
 
@@ -121,10 +124,50 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
             ),
         });
     }
+    for (index, fact) in import.facts.iter().enumerate() {
+        if fact.id.is_empty() || fact.id.len() > MAX_ID_LEN {
+            return Err(record_error(
+                "fact",
+                index,
+                "`id` must be 1 to 128 characters",
+            ));
+        }
+    }
+    for (index, item) in import.graph_items.iter().enumerate() {
+        if !GRAPH_KINDS.contains(&item.kind.as_str()) {
+            return Err(record_error(
+                "graph_item",
+                index,
+                "`kind` must be chunk, summary, entity or edge",
+            ));
+        }
+    }
+    for (index, event) in import.history.iter().enumerate() {
+        if !HISTORY_EVENTS.contains(&event.event.as_str()) {
+            return Err(record_error(
+                "history",
+                index,
+                "`event` must be ADD, UPDATE or DELETE",
+            ));
+        }
+    }
     import.memory_id = session.memory_id.clone();
     import.engine = Some(session.engine);
     import.config = session.config.clone();
     Ok(Dump { session, import })
+}
+
+const MAX_ID_LEN: usize = 128;
+const GRAPH_KINDS: [&str; 4] = ["chunk", "summary", "entity", "edge"];
+const HISTORY_EVENTS: [&str; 3] = ["ADD", "UPDATE", "DELETE"];
+
+/// A record that breaks a rule the store would refuse it for, named by its kind and its place
+/// among the records of that kind (its line number is lost once lines are grouped).
+fn record_error(kind: &str, index: usize, rule: &str) -> DumpError {
+    DumpError {
+        line: 0,
+        message: format!("{kind} record {}: {rule}", index + 1),
+    }
 }
 
 impl Engines {
@@ -151,6 +194,9 @@ impl Engines {
             )));
         }
         let engine = dump.session.engine;
+        // Checked as a config sent to the API is: ranges, custom rules, the engine's keys.
+        let config = serde_json::to_value(&dump.import.config).unwrap_or_default();
+        dump.import.config = SessionConfig::from_request(config).map_err(ImportError::Field)?;
         dump.import
             .config
             .check_engine(engine)
@@ -355,4 +401,58 @@ pub enum ImportError {
     Field(FieldError),
     #[error(transparent)]
     Memory(MemoryError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION: &str = r#"{"type":"session","format":1,"org":"acme","memory_id":"alice","engine":"mem0","config":{},"embedding_model":"m","embedding_dimensions":2,"created_at":1}"#;
+    const FACT: &str = r#"{"type":"fact","id":"f1","text":"Lives in Lisbon","created_at":1,"updated_at":2,"embedding":[0.5,0.25]}"#;
+    const EVENT: &str = r#"{"type":"history","fact_id":"f1","event":"ADD","new_text":"Lives in Lisbon","reason":"ingest","redacted":false,"created_at":1}"#;
+    const END: &str = r#"{"type":"end","facts":1,"graph_items":0,"history":1}"#;
+
+    fn dump(lines: &[&str]) -> String {
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    #[test]
+    fn a_whole_export_is_read_with_its_records() {
+        let read = read_dump(&dump(&[SESSION, FACT, EVENT, END])).unwrap();
+        assert_eq!(read.import.memory_id, "alice");
+        assert_eq!(read.import.facts[0].embedding, vec![0.5, 0.25]);
+        assert_eq!(read.import.history[0].event, "ADD");
+    }
+
+    #[test]
+    fn a_broken_export_is_refused_with_where() {
+        let cases: [(&[&str], &str); 7] = [
+            (&[], "empty"),
+            (&[FACT, END], "line 1: the first line must be the `session`"),
+            (&[SESSION, FACT, EVENT], "no `end` line"),
+            (&[SESSION, SESSION, END], "line 2: a second `session` line"),
+            (
+                &[SESSION, FACT, END],
+                "counts 1 facts, 0 graph items and 1 history events",
+            ),
+            (
+                &[SESSION, FACT, EVENT, END, FACT],
+                "line 5: nothing may follow",
+            ),
+            (&[SESSION, "{\"type\":\"fact\"}", END], "line 2:"),
+        ];
+        for (lines, expected) in cases {
+            let e = read_dump(&dump(lines)).unwrap_err().to_string();
+            assert!(e.contains(expected), "{lines:?}: {e}");
+        }
+        let wrong_event = EVENT.replace("\"ADD\"", "\"MERGE\"");
+        let e = read_dump(&dump(&[SESSION, FACT, &wrong_event, END])).unwrap_err();
+        assert!(e.to_string().contains("history record 1"), "{e}");
+        let cognee = SESSION.replace("\"mem0\"", "\"cognee\"");
+        let e = read_dump(&dump(&[&cognee, FACT, EVENT, END])).unwrap_err();
+        assert!(e.to_string().contains("graph items, not facts"), "{e}");
+        let future = SESSION.replace("\"format\":1", "\"format\":2");
+        let e = read_dump(&dump(&[&future, END])).unwrap_err();
+        assert!(e.to_string().contains("format 2"), "{e}");
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::store::facts::{record_history, HistoryEntry};
 use crate::store::graph_items::insert_purge;
 use crate::store::sessions::lock_live_session;
-use crate::store::sql::{self, params, Conn, Dialect, Param, SqlRow, SqlStore};
+use crate::store::sql::{self, erased, params, Conn, Dialect, Param, SqlRow, SqlStore};
 use crate::store::ErasureStore;
 
 /// What a forgotten turn's receipt says.
@@ -84,7 +84,7 @@ impl<D: Dialect> ErasureStore for SqlStore<D> {
             self.dialect.facts_committed(session.id, None);
         }
         if !receipt.is_empty() {
-            D::erased(&self.pool).await?;
+            erased::<D>(&self.pool).await;
         }
         Ok(receipt)
     }

@@ -4,7 +4,9 @@ use crate::domain::graph::graph_scope;
 use crate::domain::{now_ms, EngineKind, Session, SessionConfig, SessionStats};
 use crate::error::StoreError;
 use crate::store::graph_items::insert_purge;
-use crate::store::sql::{self, fetch_one_in, params, Conn, Dialect, Param, SqlRow, SqlStore};
+use crate::store::sql::{
+    self, erased, fetch_one_in, params, Conn, Dialect, Param, SqlRow, SqlStore,
+};
 use crate::store::SessionStore;
 
 /// What a session holds, counted by subqueries on `s`, its row.
@@ -228,7 +230,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         }
         tx.commit().await?;
         self.dialect.facts_committed(session_id, None);
-        D::erased(&self.pool).await?;
+        erased::<D>(&self.pool).await;
         Ok(Some(facts))
     }
 

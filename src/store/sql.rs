@@ -488,3 +488,11 @@ pub fn graph_item(r: &impl SqlRow) -> Result<GraphItem, StoreError> {
         updated_at: r.int("updated_at")?,
     })
 }
+
+/// After an erasure has committed: [`Dialect::erased`]. The erasure itself stands whatever
+/// happens here, so a failure is logged, not returned.
+pub(crate) async fn erased<D: Dialect>(pool: &Pool<D::Db>) {
+    if let Err(e) = D::erased(pool).await {
+        tracing::warn!(error = %e, "deleted rows may linger outside the tables until the next checkpoint");
+    }
+}
