@@ -149,6 +149,11 @@ impl Redactor {
         if rules.is_empty() {
             return Cow::Borrowed(query);
         }
+        if query.len() <= INLINE_MAX_BYTES {
+            return self
+                .redact_text(&rules, query)
+                .map_or(Cow::Borrowed(query), Cow::Owned);
+        }
         let message = TurnMessage {
             role: "user".into(),
             content: query.to_string(),
