@@ -268,7 +268,7 @@ await page.getByRole("heading", { level: 1, name: SESSION }).waitFor();
 assert.equal(await page.getByLabel("Keep at most (facts)").inputValue(), "500");
 assert.equal(await page.getByLabel("Context placement").inputValue(), "before_last_user");
 assert.equal(await page.getByLabel("E-mail addresses").inputValue(), "on");
-assert.equal(await page.getByLabel("Secrets (API keys, tokens, private keys, passwords)").inputValue(), "");
+assert.equal(await page.getByLabel("Secrets", { exact: true }).inputValue(), "");
 await checkPage("config");
 await shoot("session-config");
 

@@ -41,7 +41,7 @@ const KEYS = [
 
 /** The built-in redaction detectors (SessionRedaction): each on, off, or as the server says. */
 const DETECTORS = [
-  ["secret", "Secrets (API keys, tokens, private keys, passwords)"],
+  ["secret", "Secrets", "API keys, tokens, private keys, passwords"],
   ["email", "E-mail addresses"],
   ["phone", "Phone numbers"],
   ["card", "Payment card numbers"],
@@ -69,7 +69,7 @@ function redactionFields(redaction) {
     "fieldset",
     { class: "redaction" },
     h("legend", {}, "Redaction before anything is stored or sent to a model"),
-    DETECTORS.map(([name, label]) => field(label, detectorControl(name, own[name]))),
+    DETECTORS.map(([name, label, hint]) => field(label, detectorControl(name, own[name]), hint)),
     custom ? h("p", { class: "hint" }, `Custom rules of this session: ${custom} (change them through the API).`) : null,
   );
 }
