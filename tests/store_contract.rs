@@ -3456,7 +3456,7 @@ async fn an_import_keeps_ids_history_and_refuses_taken_ones(b: Backend) {
     let (history, _) = b.fact_history(&s, None, 10, 0).await.unwrap();
     let import = SessionImport {
         memory_id: "copy".into(),
-        engine: Some(EngineKind::Mem0),
+        engine: EngineKind::Mem0,
         config: SessionConfig::default(),
         facts: exported.clone(),
         graph_items: Vec::new(),

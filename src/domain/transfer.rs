@@ -140,10 +140,10 @@ pub struct ExportEnd {
 /// A session to write in one transaction, as the import has read and checked it: ids are those
 /// it keeps (a graph item's already derived for the new session), vectors those of the
 /// configured model.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SessionImport {
     pub memory_id: String,
-    pub engine: Option<EngineKind>,
+    pub engine: EngineKind,
     pub config: SessionConfig,
     pub facts: Vec<ExportedFact>,
     pub graph_items: Vec<ExportedGraphItem>,

@@ -46,7 +46,7 @@ impl std::fmt::Display for DumpError {
 /// Reads an export: a `session` line first, records, and an `end` line whose counts match.
 pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
     let mut session = None;
-    let mut import = SessionImport::default();
+    let (mut facts, mut graph_items, mut history) = (Vec::new(), Vec::new(), Vec::new());
     let mut end = None;
     let mut number = 0;
     for (index, line) in text.lines().enumerate() {
@@ -76,9 +76,9 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
                 return Err(at("a second `session` line".into()));
             }
             (_, None) => return Err(at("the first line must be the `session`".into())),
-            (ExportLine::Fact(f), Some(_)) => import.facts.push(f),
-            (ExportLine::GraphItem(g), Some(_)) => import.graph_items.push(g),
-            (ExportLine::History(h), Some(_)) => import.history.push(h),
+            (ExportLine::Fact(f), Some(_)) => facts.push(f),
+            (ExportLine::GraphItem(g), Some(_)) => graph_items.push(g),
+            (ExportLine::History(h), Some(_)) => history.push(h),
             (ExportLine::End(e), Some(_)) => end = Some(e),
         }
     }
@@ -95,9 +95,9 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
         });
     };
     let counted = ExportEnd {
-        facts: import.facts.len() as u64,
-        graph_items: import.graph_items.len() as u64,
-        history: import.history.len() as u64,
+        facts: facts.len() as u64,
+        graph_items: graph_items.len() as u64,
+        history: history.len() as u64,
     };
     if counted != end {
         return Err(DumpError {
@@ -108,8 +108,8 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
             ),
         });
     }
-    if session.engine == EngineKind::Mem0 && !import.graph_items.is_empty()
-        || session.engine == EngineKind::Cognee && !import.facts.is_empty()
+    if session.engine == EngineKind::Mem0 && !graph_items.is_empty()
+        || session.engine == EngineKind::Cognee && !facts.is_empty()
     {
         return Err(DumpError {
             line: 1,
@@ -124,7 +124,7 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
             ),
         });
     }
-    for (index, fact) in import.facts.iter().enumerate() {
+    for (index, fact) in facts.iter().enumerate() {
         if fact.id.is_empty() || fact.id.len() > MAX_ID_LEN {
             return Err(record_error(
                 "fact",
@@ -133,7 +133,7 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
             ));
         }
     }
-    for (index, item) in import.graph_items.iter().enumerate() {
+    for (index, item) in graph_items.iter().enumerate() {
         if !GRAPH_KINDS.contains(&item.kind.as_str()) {
             return Err(record_error(
                 "graph_item",
@@ -142,7 +142,7 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
             ));
         }
     }
-    for (index, event) in import.history.iter().enumerate() {
+    for (index, event) in history.iter().enumerate() {
         if !HISTORY_EVENTS.contains(&event.event.as_str()) {
             return Err(record_error(
                 "history",
@@ -151,9 +151,14 @@ pub fn read_dump(text: &str) -> Result<Dump, DumpError> {
             ));
         }
     }
-    import.memory_id = session.memory_id.clone();
-    import.engine = Some(session.engine);
-    import.config = session.config.clone();
+    let import = SessionImport {
+        memory_id: session.memory_id.clone(),
+        engine: session.engine,
+        config: session.config.clone(),
+        facts,
+        graph_items,
+        history,
+    };
     Ok(Dump { session, import })
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::domain::graph::{graph_item_id, graph_scope, GraphItemVector, GraphKind};
 use crate::domain::transfer::{ExportedFact, SessionImport};
-use crate::domain::{EngineKind, Session};
+use crate::domain::Session;
 use crate::error::StoreError;
 use crate::store::graph_items::graph_item_vector;
 use crate::store::sessions::insert_session;
@@ -65,7 +65,7 @@ impl<D: Dialect> TransferStore for SqlStore<D> {
         org_id: &str,
         import: &SessionImport,
     ) -> Result<Session, StoreError> {
-        let engine = import.engine.unwrap_or(EngineKind::Mem0);
+        let engine = import.engine;
         let _in_order = self.fact_writes_in_order().await;
         let mut tx = D::begin_write(&self.pool).await?;
         let session =
